@@ -1,0 +1,171 @@
+import vm from 'node:vm';
+import { UserError, EXIT } from '../errors.js';
+
+/**
+ * CWL expressions: parameter references `$(...)` and, with
+ * InlineJavascriptRequirement, JavaScript expressions `$(...)` and function
+ * bodies `${...}`. Everything is evaluated in a separate V8 context (node:vm)
+ * with a timeout: no process, require or fs inside.
+ */
+export class ExprError extends UserError {
+  constructor(message: string) { super(message, EXIT.fail); this.name = 'ExprError'; }
+}
+
+export interface ExprEnv {
+  inputs: unknown;
+  self: unknown;
+  runtime: unknown;
+}
+
+export class Evaluator {
+  private ctx: vm.Context | undefined;
+  constructor(
+    public readonly js: boolean,
+    private readonly expressionLib: string[] = [],
+    private readonly timeoutMs = 20_000,
+  ) {}
+
+  private context(): vm.Context {
+    if (this.ctx) return this.ctx;
+    const ctx = vm.createContext(Object.create(null), { codeGeneration: { strings: false, wasm: false } });
+    for (const lib of this.expressionLib) {
+      try {
+        vm.runInContext(lib, ctx, { timeout: this.timeoutMs, filename: 'expressionLib' });
+      } catch (e) {
+        throw new ExprError(`expressionLib failed: ${(e as Error).message}`);
+      }
+    }
+    this.ctx = ctx;
+    return ctx;
+  }
+
+  /** Run one JS expression (`body` is the text inside $( ) or ${ }). */
+  private run(body: string, isFunction: boolean, env: ExprEnv): unknown {
+    const ctx = this.context();
+    // Pass values in as JSON so the tool cannot reach host objects.
+    ctx.__cwl_in = JSON.stringify({ inputs: env.inputs ?? null, self: env.self === undefined ? null : env.self, runtime: env.runtime ?? null });
+    const code = isFunction
+      ? `(function(){ var __d = JSON.parse(__cwl_in); var inputs = __d.inputs, self = __d.self, runtime = __d.runtime; return JSON.stringify((function(){${body}\n})()); })()`
+      : `(function(){ var __d = JSON.parse(__cwl_in); var inputs = __d.inputs, self = __d.self, runtime = __d.runtime; return JSON.stringify((${body}\n)); })()`;
+    let out: unknown;
+    try {
+      out = vm.runInContext(code, ctx, { timeout: this.timeoutMs, filename: 'expression' });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new ExprError(`expression ${isFunction ? '${' : '$('}${body.trim().slice(0, 200)}${isFunction ? '}' : ')'} failed: ${msg}`);
+    }
+    if (out === undefined) return null;
+    return JSON.parse(out as string);
+  }
+
+  /** Parameter reference without JS: inputs.x.y['z'][0].length etc. */
+  private paramRef(ref: string, env: ExprEnv): unknown {
+    const s = ref.trim();
+    const m = /^(inputs|self|runtime)/.exec(s);
+    if (!m) throw new ExprError(`invalid parameter reference $(${ref}) (InlineJavascriptRequirement is needed for JavaScript)`);
+    let cur: any = (env as any)[m[1]];
+    let i = m[1].length;
+    while (i < s.length) {
+      let key: string | number;
+      if (s[i] === '.') {
+        const mm = /^\.([A-Za-z0-9_]+)/.exec(s.slice(i));
+        if (!mm) throw new ExprError(`invalid parameter reference $(${ref})`);
+        key = mm[1]; i += mm[0].length;
+      } else if (s[i] === '[') {
+        const mm = /^\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|(\d+))\s*\]/.exec(s.slice(i));
+        if (!mm) throw new ExprError(`invalid parameter reference $(${ref})`);
+        key = mm[3] !== undefined ? Number(mm[3]) : (mm[1] ?? mm[2]).replace(/\\(.)/g, '$1');
+        i += mm[0].length;
+      } else throw new ExprError(`invalid parameter reference $(${ref})`);
+      if (cur === null || cur === undefined) throw new ExprError(`parameter reference $(${ref}): cannot take '${key}' of null`);
+      if (key === 'length' && Array.isArray(cur)) cur = cur.length;
+      else cur = cur[key as any];
+    }
+    return cur === undefined ? null : cur;
+  }
+
+  private evalOne(kind: '(' | '{', body: string, env: ExprEnv): unknown {
+    if (kind === '{') {
+      if (!this.js) throw new ExprError(`\${...} expressions need InlineJavascriptRequirement`);
+      return this.run(body, true, env);
+    }
+    if (!this.js) return this.paramRef(body, env);
+    return this.run(body, false, env);
+  }
+
+  /** Evaluate a field value that may contain expressions (strings only). */
+  eval(value: unknown, env: ExprEnv): unknown {
+    if (typeof value !== 'string') return value;
+    if (!value.includes('$(') && !value.includes('${')) return value;
+    const parts = scan(value);
+    if (parts.length === 1 && typeof parts[0] !== 'string') {
+      // whole string is one expression
+      const p = parts[0];
+      if (p.start === 0 && p.end === value.length) return this.evalOne(p.kind, p.body, env);
+    }
+    let out = '';
+    for (const p of parts) {
+      if (typeof p === 'string') { out += p; continue; }
+      const v = this.evalOne(p.kind, p.body, env);
+      out += typeof v === 'string' ? v : JSON.stringify(v);
+    }
+    return out;
+  }
+
+  /** Evaluate recursively in plain data (used for defaults etc. — not normally needed). */
+  isExpression(value: unknown): boolean {
+    return typeof value === 'string' && (value.includes('$(') || value.includes('${'));
+  }
+}
+
+interface Part { kind: '(' | '{'; body: string; start: number; end: number }
+
+/** Split a string into literal text and expressions, honouring quotes and `\$` escapes. */
+export function scan(s: string): (string | Part)[] {
+  const out: (string | Part)[] = [];
+  let lit = '';
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i];
+    if (c === '\\' && i + 1 < s.length && (s[i + 1] === '$' || s[i + 1] === '\\')) {
+      // \$( is a literal $(, \\ is a literal backslash
+      lit += s[i + 1]; i += 2; continue;
+    }
+    if (c === '$' && (s[i + 1] === '(' || s[i + 1] === '{')) {
+      const open = s[i + 1] as '(' | '{';
+      const close = open === '(' ? ')' : '}';
+      const end = matchClose(s, i + 1, open, close);
+      if (end < 0) { lit += c; i++; continue; }
+      if (lit) { out.push(lit); lit = ''; }
+      out.push({ kind: open, body: s.slice(i + 2, end), start: i, end: end + 1 });
+      i = end + 1;
+      continue;
+    }
+    lit += c; i++;
+  }
+  if (lit) out.push(lit);
+  return out;
+}
+
+function matchClose(s: string, openIdx: number, open: string, close: string): number {
+  let depth = 0;
+  let i = openIdx;
+  let quote: string | null = null;
+  const stack: string[] = [];
+  for (; i < s.length; i++) {
+    const c = s[i];
+    if (quote) {
+      if (c === '\\') { i++; continue; }
+      if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === '`') { if (depth > 0) { quote = c; } continue; }
+    if (c === '(' || c === '{' || c === '[') { stack.push(c); depth++; continue; }
+    if (c === ')' || c === '}' || c === ']') {
+      stack.pop(); depth--;
+      if (depth === 0) return c === close ? i : -1;
+    }
+  }
+  void open;
+  return -1;
+}
