@@ -1,3 +1,222 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Command } from './command.js';
+import type { Context } from './context.js';
+import { parseArgs, str, bool, list, type OptSpec, type Parsed } from './args.js';
+import { EXIT, UsageError, UserError } from '../errors.js';
+import { openStore, type Image, type ImageConfig } from '../image/store.js';
+import { findImage, pullImage } from '../image/index.js';
+import { createContainer, findContainer, removeContainer, updateContainer, imageRootfs } from '../rootfs/index.js';
+import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
+import { splitVolume, parseMount } from '../isolation/volumes.js';
+import { runProfile } from '../engines/index.js';
+import { parseEngineId } from '../engines/ladder.js';
+import { enginesReport, printEngines, benchEngines } from '../engines/report.js';
+import { installEngines } from '../engines/install.js';
 
-export const commands: Record<string, Command> = {};
+const RUN_SPEC: Record<string, OptSpec> = {
+  volume: { kind: 'list', aliases: ['-v'] },
+  mount: { kind: 'list' },
+  workdir: { kind: 'string', aliases: ['-w'] },
+  env: { kind: 'list', aliases: ['-e'] },
+  'env-file': { kind: 'list' },
+  user: { kind: 'string', aliases: ['-u'] },
+  hostenv: { kind: 'bool' },
+  nosysdirs: { kind: 'bool' },
+  hostauth: { kind: 'bool' },
+  containerauth: { kind: 'bool' },
+  bindhome: { kind: 'bool' },
+  rm: { kind: 'bool' },
+  name: { kind: 'string' },
+  entrypoint: { kind: 'string' },
+  nometa: { kind: 'bool' },
+  'cpuset-cpus': { kind: 'string' },
+  nobanner: { kind: 'bool' },
+  gpus: { kind: 'string' },
+  'shm-size': { kind: 'string' },
+  engine: { kind: 'string', aliases: ['--execmode'] },
+  hostname: { kind: 'string' },
+  net: { kind: 'string', aliases: ['--network'] },
+  // docker flags cwltool and Toil pass: accepted (no effect, or as noted)
+  interactive: { kind: 'bool', aliases: ['-i'] },
+  tty: { kind: 'bool', aliases: ['-t'] },
+  'read-only': { kind: 'bool' },
+  'log-driver': { kind: 'string' },
+  cidfile: { kind: 'string' },
+  init: { kind: 'bool' },
+  pull: { kind: 'string' },
+  platform: { kind: 'string' },
+  rootfs: { kind: 'string' },
+};
+
+const RUN_USAGE = `userdock run [options] IMAGE|CONTAINER|--rootfs=DIR [COMMAND [ARG...]]
+
+  -v, --volume=HOST:CONT[:ro|:rw]   bind a host path (colons in paths are fine)
+  --mount=type=bind,source=S,target=T[,readonly]
+  -w, --workdir=DIR   -e, --env=NAME=VALUE | NAME   --env-file=FILE
+  -u, --user=NAME|UID[:GID]   --hostauth  --bindhome  --hostenv  --nosysdirs
+  --entrypoint=CMD  --nometa  --name=NAME  --rm  --hostname=H  --net=none
+  --cpuset-cpus=LIST  --shm-size=SIZE  --gpus=N  --engine=P1|P2|U1|R1|F1|S1
+The command's exit code is returned; 125 userdock failed, 126 not executable, 127 not found.`;
+
+/** Collect binds in command-line order (--volume and --mount interleaved as given). */
+function orderedBinds(argv: string[], p: Parsed): BindOp[] {
+  const vols = list(p, 'volume'); const mounts = list(p, 'mount');
+  const out: BindOp[] = [];
+  let vi = 0; let mi = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') break;
+    if (a === '-v' || a === '--volume' || a.startsWith('--volume=') || (a.startsWith('-v') && a.length > 2 && !a.startsWith('--'))) {
+      if (vi < vols.length) out.push(splitVolume(vols[vi++]));
+    } else if (a === '--mount' || a.startsWith('--mount=')) {
+      if (mi < mounts.length) out.push(parseMount(mounts[mi++]));
+    }
+  }
+  while (vi < vols.length) out.push(splitVolume(vols[vi++]));
+  while (mi < mounts.length) out.push(parseMount(mounts[mi++]));
+  return out;
+}
+
+interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string }
+
+async function resolveTarget(ctx: Context, what: string, p: Parsed): Promise<Target> {
+  const rootfsOpt = str(p, 'rootfs');
+  if (rootfsOpt) {
+    const r = path.resolve(rootfsOpt);
+    if (!fs.statSync(r, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--rootfs ${r} is not a directory`, EXIT.internal);
+    return { rootfs: r, writable: false };
+  }
+  const store = openStore(ctx.storeDir);
+  const c = findContainer(ctx, what);
+  if (c) {
+    const img = c.image ? findImage(store, c.image) : undefined;
+    return { rootfs: c.rootfs, writable: true, config: img?.config.config, execmode: c.execmode, containerId: c.id };
+  }
+  let image: Image | undefined = str(p, 'pull') === 'always' ? undefined : findImage(store, what);
+  if (!image) {
+    if (str(p, 'pull') === 'never') throw new UserError(`image "${what}" is not in the store ${ctx.storeDir} and --pull=never`, EXIT.internal, `pull it first: 'userdock pull ${what}'`);
+    image = await pullImage(ctx, what);
+  }
+  const name = str(p, 'name');
+  if (name) {
+    const created = await createContainer(ctx, image, { name });
+    return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id };
+  }
+  return { rootfs: await imageRootfs(ctx, image), writable: false, config: image.config.config };
+}
+
+async function runCmd(ctx: Context, argv: string[]): Promise<number> {
+  const p = parseArgs(argv, RUN_SPEC, 'run', true);
+  const rootfsMode = !!str(p, 'rootfs');
+  const [what, ...cmd] = rootfsMode ? ['', ...p.positional] : p.positional;
+  if (!rootfsMode && !what) throw new UsageError('run: missing IMAGE or CONTAINER', `usage: ${RUN_USAGE.split('\n')[0]}`);
+  const engine = str(p, 'engine');
+  if (engine) parseEngineId(engine);
+  const net = str(p, 'net');
+  const env: Array<[string, string]> = [];
+  for (const f of list(p, 'env-file')) {
+    let text: string;
+    try { text = fs.readFileSync(f, 'utf8'); } catch (e) { throw new UserError(`--env-file ${f}: ${(e as Error).message}`, EXIT.internal); }
+    env.push(...parseEnvFile(text, ctx.env));
+  }
+  for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }
+  const binds = orderedBinds(argv, p);
+  const target = await resolveTarget(ctx, what, p);
+  const shm = str(p, 'shm-size');
+  const profile = buildRunProfile({
+    rootfs: target.rootfs,
+    rootfsWritable: target.writable,
+    config: target.config,
+    nometa: bool(p, 'nometa'),
+    cmd,
+    entrypoint: str(p, 'entrypoint'),
+    binds,
+    env,
+    hostenv: bool(p, 'hostenv'),
+    callerEnv: ctx.env,
+    workdir: str(p, 'workdir'),
+    user: str(p, 'user'),
+    nosysdirs: bool(p, 'nosysdirs'),
+    hostauth: bool(p, 'hostauth') && !bool(p, 'containerauth'),
+    bindhome: bool(p, 'bindhome'),
+    home: ctx.env.HOME || os.homedir(),
+    hostname: str(p, 'hostname'),
+    network: net === 'none' ? 'none' : 'host',
+    cpusetCpus: str(p, 'cpuset-cpus'),
+    shmSizeBytes: shm ? parseSize(shm) : undefined,
+    gpus: str(p, 'gpus'),
+  });
+  const cidfile = str(p, 'cidfile');
+  if (cidfile && target.containerId) fs.writeFileSync(cidfile, target.containerId);
+  try {
+    return await runProfile(ctx, profile, { engine, execmode: target.execmode });
+  } finally {
+    if (bool(p, 'rm') && target.containerId) {
+      try { await removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
+        process.stderr.write(`userdock run: warning: --rm: ${(e as Error).message}\n`);
+      }
+    }
+  }
+}
+
+const ENGINES_SPEC: Record<string, OptSpec> = { json: { kind: 'bool' }, bench: { kind: 'bool' }, refresh: { kind: 'bool' }, 'no-probe': { kind: 'bool' } };
+
+async function enginesCmd(ctx: Context, argv: string[]): Promise<number> {
+  const p = parseArgs(argv, ENGINES_SPEC, 'engines');
+  const report = await enginesReport(ctx, { refresh: bool(p, 'refresh'), probe: !bool(p, 'no-probe') });
+  if (bool(p, 'bench')) report.bench = await benchEngines(ctx, report);
+  if (bool(p, 'json')) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(printEngines(report));
+  return report.rungs.some((r) => r.usable) ? 0 : 1;
+}
+
+const SETUP_SPEC: Record<string, OptSpec> = {
+  execmode: { kind: 'string', aliases: ['--engine'] },
+  'install-engines': { kind: 'bool' },
+  url: { kind: 'string' },
+  force: { kind: 'bool' },
+  purge: { kind: 'bool' },
+  nvidia: { kind: 'bool' },
+};
+
+async function setupCmd(ctx: Context, argv: string[]): Promise<number> {
+  const p = parseArgs(argv, SETUP_SPEC, 'setup');
+  let did = false;
+  if (bool(p, 'install-engines')) {
+    const got = await installEngines(ctx, { url: str(p, 'url') ?? ctx.env.USERDOCK_ENGINES_URL, force: bool(p, 'force') });
+    process.stderr.write(`userdock setup: installed ${got.join(', ')} into ${path.join(ctx.storeDir, 'engines')}\n`);
+    did = true;
+  }
+  const mode = str(p, 'execmode');
+  if (mode !== undefined) {
+    const id = parseEngineId(mode, '--execmode');
+    const name = p.positional[0];
+    if (!name) throw new UsageError('setup --execmode needs a CONTAINER', 'usage: userdock setup --execmode=P1|P2|U1|R1|F1|S1 CONTAINER');
+    if (!findContainer(ctx, name)) throw new UserError(`container "${name}" not found in ${ctx.storeDir}`, 1, "see 'userdock ps'");
+    await updateContainer(ctx, name, (c) => { c.execmode = id; });
+    did = true;
+  } else if (p.positional.length) {
+    const c = findContainer(ctx, p.positional[0]);
+    if (!c) throw new UserError(`container "${p.positional[0]}" not found in ${ctx.storeDir}`, 1, "see 'userdock ps'");
+    process.stdout.write(`${c.id} execmode=${c.execmode ?? 'auto'}\n`);
+    did = true;
+  }
+  if (!did) throw new UsageError('setup: nothing to do', 'usage: userdock setup --execmode=MODE CONTAINER | setup --install-engines [--url=URL]');
+  return 0;
+}
+
+export const commands: Record<string, Command> = {
+  run: { summary: 'Run a command in an image or container, without root.', usage: RUN_USAGE, run: runCmd },
+  engines: {
+    summary: 'Show the engine ladder on this host: each rung, usable or why not, what it enforces and costs.',
+    usage: 'userdock engines [--json] [--bench] [--refresh] [--no-probe]',
+    run: enginesCmd,
+  },
+  setup: {
+    summary: 'Set a container\'s engine, or install engine binaries into the store.',
+    usage: 'userdock setup --execmode=P1|P2|U1|R1|F1|S1 CONTAINER\nuserdock setup --install-engines [--url=URL] [--force]',
+    run: setupCmd,
+  },
+};

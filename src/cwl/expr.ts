@@ -27,7 +27,7 @@ export class Evaluator {
 
   private context(): vm.Context {
     if (this.ctx) return this.ctx;
-    const ctx = vm.createContext(Object.create(null), { codeGeneration: { strings: false, wasm: false } });
+    const ctx = vm.createContext(Object.create(null), { codeGeneration: { strings: true, wasm: false } });
     for (const lib of this.expressionLib) {
       try {
         vm.runInContext(lib, ctx, { timeout: this.timeoutMs, filename: 'expressionLib' });
@@ -44,9 +44,11 @@ export class Evaluator {
     const ctx = this.context();
     // Pass values in as JSON so the tool cannot reach host objects.
     ctx.__cwl_in = JSON.stringify({ inputs: env.inputs ?? null, self: env.self === undefined ? null : env.self, runtime: env.runtime ?? null });
+    // inputs/self/runtime are globals so expressionLib functions can see them too.
+    const pre = 'var __d = JSON.parse(__cwl_in); globalThis.inputs = __d.inputs; globalThis.self = __d.self; globalThis.runtime = __d.runtime;';
     const code = isFunction
-      ? `(function(){ var __d = JSON.parse(__cwl_in); var inputs = __d.inputs, self = __d.self, runtime = __d.runtime; return JSON.stringify((function(){${body}\n})()); })()`
-      : `(function(){ var __d = JSON.parse(__cwl_in); var inputs = __d.inputs, self = __d.self, runtime = __d.runtime; return JSON.stringify((${body}\n)); })()`;
+      ? `(function(){ ${pre} return JSON.stringify((function(){${body}\n})()); })()`
+      : `(function(){ ${pre} return JSON.stringify((${body}\n)); })()`;
     let out: unknown;
     try {
       out = vm.runInContext(code, ctx, { timeout: this.timeoutMs, filename: 'expression' });
@@ -61,6 +63,7 @@ export class Evaluator {
   /** Parameter reference without JS: inputs.x.y['z'][0].length etc. */
   private paramRef(ref: string, env: ExprEnv): unknown {
     const s = ref.trim();
+    if (s === 'null') return null;
     const m = /^(inputs|self|runtime)/.exec(s);
     if (!m) throw new ExprError(`invalid parameter reference $(${ref}) (InlineJavascriptRequirement is needed for JavaScript)`);
     let cur: any = (env as any)[m[1]];
@@ -97,12 +100,14 @@ export class Evaluator {
   eval(value: unknown, env: ExprEnv): unknown {
     if (typeof value !== 'string') return value;
     if (!value.includes('$(') && !value.includes('${')) return value;
-    const parts = scan(value);
-    if (parts.length === 1 && typeof parts[0] !== 'string') {
-      // whole string is one expression
-      const p = parts[0];
-      if (p.start === 0 && p.end === value.length) return this.evalOne(p.kind, p.body, env);
+    const trimmed = value.trim();
+    const tparts = scan(trimmed);
+    if (tparts.length === 1 && typeof tparts[0] !== 'string') {
+      // the whole (whitespace-trimmed) string is one expression: its value, not a string
+      const p = tparts[0];
+      if (p.start === 0 && p.end === trimmed.length) return this.evalOne(p.kind, p.body, env);
     }
+    const parts = scan(value);
     let out = '';
     for (const p of parts) {
       if (typeof p === 'string') { out += p; continue; }
@@ -168,4 +173,12 @@ function matchClose(s: string, openIdx: number, open: string, close: string): nu
   }
   void open;
   return -1;
+}
+
+/** JSON the way Python's json.dumps writes it by default (", " and ": " separators), as cwltool does. */
+export function pyJson(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (Array.isArray(v)) return '[' + v.map(pyJson).join(', ') + ']';
+  if (typeof v === 'object') return '{' + Object.entries(v as Record<string, unknown>).map(([k, x]) => JSON.stringify(k) + ': ' + pyJson(x)).join(', ') + '}';
+  return JSON.stringify(v);
 }

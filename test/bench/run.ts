@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   pull: async () => (await import('./pull.bench.js')).benchPull as Bench,
   create: async () => (await import('./create.bench.js')).benchCreate as Bench,
   run: async () => (await import('./run.bench.js')).benchRun as Bench,
+  scatter: async () => (await import('./scatter.bench.js')).benchScatter as Bench,
 };
 
 async function main(): Promise<void> {

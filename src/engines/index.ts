@@ -1,0 +1,281 @@
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EXIT, UserError } from '../errors.js';
+import type { Context } from '../cli/context.js';
+import { validateProfile, type Profile, DEFAULT_PATH } from '../isolation/profile.js';
+import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } from '../isolation/resolve.js';
+import { loadHostFacts, recordProbe, engineBinDirs, type HostFacts, type ProbeResult } from './facts.js';
+import { ENGINES, ladder, chooseEngine, noEngineError, diagnose, parseEngineId, DEFAULT_ORDER } from './ladder.js';
+import type { Engine, EngineContext, EngineId, Invocation } from './types.js';
+
+export { chooseEngine, ladder, ENGINES, DEFAULT_ORDER, parseEngineId, diagnose } from './ladder.js';
+export type { Engine, EngineId, Enforces, Invocation } from './types.js';
+export { loadHostFacts, probeHostFacts, sampleFacts, type HostFacts } from './facts.js';
+
+export interface RunOptions {
+  /** P1|P2|U1|R1|F1|S1 or a tool name; beats USERDOCK_ENGINE. */
+  engine?: string;
+  stdio?: 'inherit' | 'pipe';
+  /** With stdio 'pipe': receives the child to read/write its streams. */
+  onSpawn?: (child: ChildProcess) => void;
+  /** Explicit fds for stdin/stdout/stderr (e.g. files the CWL runner opened). */
+  fds?: [number | 'inherit' | 'ignore', number | 'inherit', number | 'inherit'];
+  /** The container's recorded execmode (setup --execmode): after --engine, before USERDOCK_ENGINE. */
+  execmode?: string;
+  /** Kill the run after this long (ms): exit 124 like timeout(1)... no: 128+9. */
+  timeoutMs?: number;
+}
+
+// ------------------------------------------------------------- scratch
+
+/** A writable, exec-able directory for per-run scratch (PRoot's loader runs from it). */
+export function scratchBase(ctx: Context, facts: HostFacts): string {
+  const cands: string[] = [];
+  if (!facts.store.noexec) cands.push(path.join(ctx.storeDir, 'tmp'));
+  if (!facts.tmp.noexec) cands.push(ctx.env.TMPDIR || '/tmp');
+  cands.push('/dev/shm', path.join(ctx.storeDir, 'tmp'));
+  for (const c of cands) {
+    try { fs.mkdirSync(c, { recursive: true }); fs.accessSync(c, fs.constants.W_OK | fs.constants.X_OK); return c; } catch { /* next */ }
+  }
+  throw new UserError(`no writable directory for run scratch (tried ${cands.join(', ')})`, EXIT.internal, 'set TMPDIR to a writable, exec-able directory');
+}
+
+function makeScratch(ctx: Context, facts: HostFacts): string {
+  const base = scratchBase(ctx, facts);
+  const d = path.join(base, `run.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(d, { mode: 0o700 });
+  return d;
+}
+
+function removeScratch(d: string): void {
+  try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 2 }); } catch {
+    // A bind that failed to unmount would make rm recurse into the host: never follow; leave it.
+  }
+}
+
+function engineContext(ctx: Context, facts: HostFacts, scratch: string, fakeKernel?: string): EngineContext {
+  const bins: Record<string, string | undefined> = { ...facts.binaries };
+  const binEnv: Record<string, string> = {};
+  const libdir = path.join(ctx.storeDir, 'engines', 'root', 'usr', 'lib', 'x86_64-linux-gnu');
+  if (Object.values(bins).some((b) => b?.startsWith(path.join(ctx.storeDir, 'engines'))) && fs.existsSync(libdir)) binEnv.LD_LIBRARY_PATH = libdir;
+  return { facts, scratch, bins, binEnv, fakeKernel };
+}
+
+// ------------------------------------------------------------- probes
+
+/** A minimal static ELF that exits 0 (x86_64 and aarch64): `true` for probe rootfs. */
+export function tinyTrue(arch = os.arch()): Buffer {
+  const code = arch === 'arm64'
+    ? Buffer.from([0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4])
+    : Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
+  const base = 0x400000n;
+  const h = Buffer.alloc(64 + 56);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(h, 0);
+  h.writeUInt16LE(2, 16); h.writeUInt16LE(arch === 'arm64' ? 0xb7 : 0x3e, 18); h.writeUInt32LE(1, 20);
+  h.writeBigUInt64LE(base + 120n, 24); h.writeBigUInt64LE(64n, 32); h.writeBigUInt64LE(0n, 40);
+  h.writeUInt32LE(0, 48); h.writeUInt16LE(64, 52); h.writeUInt16LE(56, 54); h.writeUInt16LE(1, 56);
+  const ph = 64;
+  h.writeUInt32LE(1, ph); h.writeUInt32LE(5, ph + 4); h.writeBigUInt64LE(0n, ph + 8);
+  h.writeBigUInt64LE(base, ph + 16); h.writeBigUInt64LE(base, ph + 24);
+  const total = BigInt(h.length + code.length);
+  h.writeBigUInt64LE(total, ph + 32); h.writeBigUInt64LE(total, ph + 40); h.writeBigUInt64LE(0x1000n, ph + 48);
+  return Buffer.concat([h, code]);
+}
+
+/** Host libraries a dynamic binary needs (from ldd), for a dynamic probe rootfs. */
+function lddLibs(bin: string): string[] {
+  const r = spawnSync('ldd', [bin], { encoding: 'utf8', timeout: 5000 });
+  return [...(r.stdout ?? '').matchAll(/(\/\S+)/g)].map((m) => m[1]).filter((p) => fs.existsSync(p));
+}
+
+/**
+ * Tiny probe rootfs in <store>/hostfacts/: a static /true, and (for F1,
+ * which cannot run static binaries) the host's dynamic `true` with its libs.
+ */
+export function probeRootfs(storeDir: string, dynamic = false): string {
+  const root = path.join(storeDir, 'hostfacts', dynamic ? 'probe-root-dyn' : 'probe-root');
+  if (fs.existsSync(path.join(root, 'true'))) return root;
+  const tmp = `${root}.${process.pid}.${crypto.randomBytes(3).toString('hex')}`;
+  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) fs.mkdirSync(path.join(tmp, d), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'etc', 'passwd'), 'root:x:0:0:root:/root:/true\n');
+  if (dynamic) {
+    const t = ['/bin/true', '/usr/bin/true'].find((p) => fs.existsSync(p));
+    if (!t) throw new UserError('no host /bin/true to build the fakechroot probe', EXIT.internal);
+    for (const lib of lddLibs(t)) {
+      const dest = path.join(tmp, lib);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.copyFileSync(lib, dest);
+    }
+    fs.copyFileSync(t, path.join(tmp, 'true'));
+    fs.chmodSync(path.join(tmp, 'true'), 0o755);
+  } else {
+    fs.writeFileSync(path.join(tmp, 'true'), tinyTrue(), { mode: 0o755 });
+  }
+  try { fs.renameSync(tmp, root); } catch { fs.rmSync(tmp, { recursive: true, force: true }); }
+  return root;
+}
+
+export function probeProfile(rootfs: string, argv = ['/true']): Profile {
+  return {
+    version: 1, rootfs, rootfsWritable: false, ops: [{ type: 'tmpfs', target: '/tmp' }],
+    sysdirs: { proc: true, dev: true, sys: true }, workdir: '/', env: { PATH: DEFAULT_PATH }, argv,
+    user: { uid: 0, gid: 0, rootEmulation: true }, network: 'host',
+  };
+}
+
+/** Run an invocation to completion, capturing output (for probes and benchmarks). */
+export function runCaptured(inv: Invocation, timeoutMs = 20_000): Promise<{ code: number; stderr: string; stdout: string; ms: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(inv.cmd, inv.args, { env: inv.env, cwd: inv.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const out: Buffer[] = []; const err: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    child.on('error', (e) => { clearTimeout(timer); resolve({ code: EXIT.internal, stderr: e.message, stdout: '', ms: performance.now() - t0 }); });
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 128 + (sig ? os.constants.signals[sig] : 0), stderr: Buffer.concat(err).toString('utf8'), stdout: Buffer.concat(out).toString('utf8'), ms: performance.now() - t0 });
+    });
+  });
+}
+
+/** Confirm an engine with `true` in a tiny rootfs. */
+export async function probeEngine(ctx: Context, facts: HostFacts, engine: Engine): Promise<ProbeResult> {
+  const at = new Date().toISOString();
+  let scratch: string | undefined;
+  try {
+    const root = probeRootfs(ctx.storeDir, engine.id === 'F1');
+    scratch = makeScratch(ctx, facts);
+    const inv = engine.build(probeProfile(root), engineContext(ctx, facts, scratch));
+    const r = await runCaptured(inv, 20_000);
+    if (r.code !== 0 && inv.logFile) { try { r.stderr += fs.readFileSync(inv.logFile, 'utf8'); } catch { /* none */ } }
+    if (r.code === 0) return { ok: true, ms: Math.round(r.ms), at };
+    const d = diagnose(r.stderr, engine.id);
+    const first = r.stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.code}`;
+    return { ok: false, error: d ? `${d.cause} (${first.slice(0, 160)}); ${d.fix}` : `exit ${r.code}: ${first.slice(0, 200)}`, at };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message, at };
+  } finally {
+    if (scratch) removeScratch(scratch);
+  }
+}
+
+/** Choose an engine, confirming unprobed rungs with a real probe (cached with the facts). */
+export async function selectEngine(ctx: Context, facts: HostFacts, requested?: string): Promise<Engine> {
+  const ids: EngineId[] = requested ? [parseEngineId(requested)] : DEFAULT_ORDER;
+  for (const id of ids) {
+    const engine = requested ? chooseEngine(facts, { requested }) : ENGINES[id];
+    if (!requested && engine.unusable(facts)) continue;
+    let probe = facts.probes[id];
+    if (!probe) {
+      probe = await probeEngine(ctx, facts, engine);
+      facts.probes[id] = probe;
+      recordProbe(ctx.storeDir, id, probe);
+    }
+    if (probe.ok) return engine;
+    if (requested) throw new UserError(`engine ${id} (${engine.name}) does not work on this host: ${probe.error}`, EXIT.internal, engine.fix);
+  }
+  throw noEngineError(ladder(facts));
+}
+
+// ------------------------------------------------------------- run
+
+/** The order of precedence for the requested engine. */
+export function requestedEngine(ctx: Context, opts: RunOptions): string | undefined {
+  return opts.engine || opts.execmode || ctx.env.USERDOCK_ENGINE || ctx.env.UDOCKER_DEFAULT_EXECUTION_MODE || undefined;
+}
+
+/** Prepare everything up to the engine's command line (no process started for the command). */
+export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOptions = {}): Promise<{ engine: Engine; inv: Invocation; scratch: string; facts: HostFacts }> {
+  validateProfile(profileIn);
+  const profile = canonicalizeTargets(profileIn);
+  const cc = checkCommand(profile);
+  if (!cc.ok) throw new UserError(cc.message!, cc.code!, cc.hint);
+  const facts = loadHostFacts(ctx.storeDir, ctx.env);
+  const engine = await selectEngine(ctx, facts, requestedEngine(ctx, opts));
+  let fakeKernel: string | undefined;
+  const need = glibcMinKernel(profile.rootfs);
+  if (need && compareVersions(facts.kernel, need) < 0) {
+    if (engine.id === 'P1' || engine.id === 'P2') fakeKernel = need;
+    else {
+      throw new UserError(`the image's glibc needs kernel >= ${need}, this host runs ${facts.kernel} ("FATAL: kernel too old")`, EXIT.internal,
+        'use --engine=P1 (PRoot fakes the kernel release) or an image built on an older glibc');
+    }
+  }
+  const scratch = makeScratch(ctx, facts);
+  try {
+    const inv = engine.build(profile, engineContext(ctx, facts, scratch, fakeKernel));
+    return { engine, inv, scratch, facts };
+  } catch (e) {
+    removeScratch(scratch);
+    throw e;
+  }
+}
+
+/**
+ * Run a profile: validate, pick an engine (ladder + probes), start it, pass
+ * stdio through, forward SIGINT/SIGTERM/SIGHUP to the whole process tree,
+ * and return the command's exit code (128+N when killed by signal N).
+ */
+export async function runProfile(ctx: Context, profile: Profile, opts: RunOptions = {}): Promise<number> {
+  const { engine, inv, scratch } = await prepareRun(ctx, profile, opts);
+  if (ctx.debug) process.stderr.write(`debug: engine ${engine.id}: ${inv.cmd} ${inv.args.map((a) => JSON.stringify(a)).join(' ')}\n`);
+  if (!ctx.quiet) for (const w of inv.warnings) process.stderr.write(`userdock: warning: ${w}\n`);
+  const stdio: StdioOptions = opts.fds ?? (opts.stdio === 'pipe' ? 'pipe' : 'inherit');
+  // Own process group unless we share a terminal (job control needs the foreground group).
+  const interactive = opts.stdio !== 'pipe' && !opts.fds && process.stdin.isTTY === true;
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      let child: ChildProcess;
+      try {
+        child = spawn(inv.cmd, inv.args, { env: inv.env, cwd: inv.cwd, stdio, detached: !interactive });
+      } catch (e) { reject(new UserError(`cannot start ${inv.cmd}: ${(e as Error).message}`, EXIT.internal)); return; }
+      opts.onSpawn?.(child);
+      let killTimer: NodeJS.Timeout | undefined;
+      const kill = (sig: NodeJS.Signals) => {
+        try { if (!interactive && child.pid) process.kill(-child.pid, sig); else child.kill(sig); } catch { /* gone */ }
+      };
+      const onSignal = (sig: NodeJS.Signals) => {
+        kill(sig);
+        if (!killTimer) killTimer = setTimeout(() => kill('SIGKILL'), 5000);
+      };
+      const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]).map((s) => [s, () => onSignal(s)]);
+      for (const [s, h] of handlers) process.on(s, h);
+      const onExit = () => kill('SIGKILL');
+      process.on('exit', onExit);
+      let timeout: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs) timeout = setTimeout(() => onSignal('SIGTERM'), opts.timeoutMs);
+      child.on('error', (e) => {
+        cleanup();
+        reject(new UserError(`cannot start engine ${engine.id} (${inv.cmd}): ${e.message}`, EXIT.internal, engine.fix));
+      });
+      function cleanup() {
+        for (const [s, h] of handlers) process.off(s, h);
+        process.off('exit', onExit);
+        if (killTimer) clearTimeout(killTimer);
+        if (timeout) clearTimeout(timeout);
+      }
+      child.on('exit', (code, sig) => {
+        // Leftover processes in the group (daemons the command started) go too.
+        if (!interactive && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* none left */ } }
+        cleanup();
+        if (code !== 0 && inv.logFile) {
+          // The runtime's own errors (not the command's): show them, they name the cause.
+          try {
+            const errs = fs.readFileSync(inv.logFile, 'utf8').split('\n').filter((l) => /level=(error|fatal)|"level":"(error|fatal)"/.test(l));
+            for (const l of errs) process.stderr.write(`userdock: ${engine.id}: ${l.replace(/^.*msg="?/, '').replace(/"$/, '')}\n`);
+          } catch { /* no log */ }
+        }
+        resolve(code ?? 128 + (sig ? os.constants.signals[sig] : 0));
+      });
+    });
+  } finally {
+    removeScratch(scratch);
+  }
+}
+
+export { engineBinDirs };

@@ -1,0 +1,99 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Profile } from '../isolation/profile.js';
+import { resolveContainerPath } from '../isolation/resolve.js';
+import type { HostFacts } from './facts.js';
+import type { Engine, EngineContext, Invocation } from './types.js';
+
+/**
+ * P1/P2: PRoot (ptrace). Works without any kernel feature but ptrace; costs
+ * ~70x native on metadata-heavy work (every syscall is traced). P1 lets PRoot
+ * use seccomp to trace only path syscalls; P2 sets PROOT_NO_SECCOMP=1 for
+ * kernels where that crashes (signal 11, CentOS 7.9, kernels >= 4.8 with old
+ * PRoot builds).
+ *
+ * Binds are made virtually by PRoot, so missing mount points need no write to
+ * the rootfs. PRoot splits -b at the first ':', so host paths with a colon
+ * are passed through a symlink in the per-run scratch dir.
+ */
+function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocation {
+  const bin = ec.bins.proot!;
+  const warnings: string[] = [];
+  const args: string[] = ['-r', p.rootfs];
+  if (p.user.rootEmulation) args.push('-0');
+  else args.push('-i', `${p.user.uid}:${p.user.gid}`);
+  if (ec.fakeKernel) args.push('-k', ec.fakeKernel);
+  for (const s of ['proc', 'dev', 'sys'] as const) if (p.sysdirs[s]) args.push('-b', `/${s}`);
+  const hostPath = (src: string): string => {
+    if (!src.includes(':')) return src;
+    const link = path.join(fs.mkdtempSync(path.join(ec.scratch, 'b')), 'l');
+    fs.symlinkSync(src, link);
+    return link;
+  };
+  for (const op of p.ops) {
+    if (op.type === 'bind') {
+      args.push('-b', `${hostPath(op.source)}:${op.target}`);
+    } else {
+      // tmpfs / dir: an empty per-run scratch dir, removed after the run.
+      const d = fs.mkdtempSync(path.join(ec.scratch, 't'));
+      fs.chmodSync(d, op.type === 'tmpfs' && op.target === '/tmp' ? 0o1777 : 0o755);
+      args.push('-b', `${d}:${op.target}`);
+    }
+  }
+  if (p.ops.some((o) => o.type === 'bind' && o.readonly)) warnings.push('PRoot cannot make binds read-only; read-only volumes are writable where host permissions allow');
+  if (p.network === 'none') warnings.push('PRoot cannot isolate the network; --network=none is not honoured');
+  if (p.hostname) warnings.push('PRoot cannot set the hostname');
+  // A working directory missing from the image is made virtually (an empty scratch dir bound there).
+  if (resolveContainerPath(p.rootfs, p.ops, p.workdir).loc.kind === 'missing') {
+    const d = fs.mkdtempSync(path.join(ec.scratch, 'w'));
+    args.push('-b', `${d}:${p.workdir}`);
+  }
+  args.push('-w', p.workdir, ...p.argv);
+  const tmp = path.join(ec.scratch, 'proot-tmp');
+  fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  const env: Record<string, string> = { ...p.env, ...ec.binEnv, PROOT_TMP_DIR: tmp };
+  if (noSeccomp) env.PROOT_NO_SECCOMP = '1';
+  return { cmd: bin, args, env, warnings };
+}
+
+const prootEnforces = {
+  readonlyBinds: false, readonlyRootfs: false, rootEmulation: true, networkIsolation: false,
+  pidIsolation: false, hostname: false, staticBinaries: true,
+};
+const prootLimits = [
+  'read-only binds and the rootfs are protected only by host file permissions',
+  'no network, pid or hostname isolation',
+  'the contained process sees PROOT_TMP_DIR (and PROOT_NO_SECCOMP in P2) in its environment',
+];
+
+function prootUnusable(f: HostFacts): string | undefined {
+  if (!f.binaries.proot) return 'proot not found';
+  if (!f.ptraceAllowed) return `ptrace is not permitted (kernel.yama.ptrace_scope = ${f.ptraceScope ?? '?'})`;
+  if (f.probes.ptrace && !f.probes.ptrace.ok) return `ptrace is not permitted here: ${f.probes.ptrace.error ?? ''}`;
+  return undefined;
+}
+
+export const P1: Engine = {
+  id: 'P1', name: 'proot (seccomp)', binaries: ['proot'],
+  summary: 'PRoot with seccomp acceleration: ptrace only, works on any kernel that allows ptrace',
+  cost: '~70x native on metadata-heavy work (find, pip install), ~1x for compute',
+  enforces: prootEnforces, limits: prootLimits,
+  fix: "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1",
+  unusable(f) {
+    const why = prootUnusable(f);
+    if (why) return why;
+    if (!f.seccompFilter) return `kernel ${f.kernel} has no seccomp filter support (P2 works without it)`;
+    return undefined;
+  },
+  build: (p, ec) => prootBuild(p, ec, false),
+};
+
+export const P2: Engine = {
+  id: 'P2', name: 'proot (no seccomp)', binaries: ['proot'],
+  summary: 'PRoot with PROOT_NO_SECCOMP=1: for kernels where seccomp acceleration crashes (signal 11)',
+  cost: '~100x native on metadata-heavy work (every syscall traced), ~1x for compute',
+  enforces: prootEnforces, limits: prootLimits,
+  fix: "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1",
+  unusable: prootUnusable,
+  build: (p, ec) => prootBuild(p, ec, true),
+};

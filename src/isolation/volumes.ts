@@ -1,0 +1,96 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { EXIT, UserError } from '../errors.js';
+import type { BindOp } from './profile.js';
+
+/**
+ * --volume HOST:CONT[:ro|:rw] where colons are legal in paths (cwltool sends
+ * `--volume=/data/A:Gln2Cys:/var/lib/cwl/stgX/A:Gln2Cys`). Both sides are
+ * absolute, so the split is at a `:/` whose left side exists on the host.
+ * A lone PATH binds the path to itself.
+ */
+export function splitVolume(spec: string, exists: (p: string) => boolean = fs.existsSync): BindOp {
+  let s = spec;
+  let readonly = false;
+  const m = /:(ro|rw|z|Z|ro,z|ro,Z|rw,z|rw,Z|z,ro|Z,ro)$/.exec(s);
+  // Only treat a suffix as options when something path-like remains with a ':/' in it, or a lone path.
+  if (m) { readonly = m[1].includes('ro'); s = s.slice(0, m.index); }
+  if (!s.startsWith('/')) {
+    throw new UserError(`--volume "${spec}": the host path must be absolute`, EXIT.usage, 'write it as /host/path:/container/path[:ro]');
+  }
+  const cands: number[] = [];
+  for (let i = 1; i < s.length - 1; i++) if (s[i] === ':' && s[i + 1] === '/') cands.push(i);
+  let source: string; let target: string;
+  if (cands.length === 0) {
+    source = s; target = s;
+  } else {
+    const existing = cands.filter((i) => exists(s.slice(0, i)));
+    // Prefer the longest existing host path (its colon is then part of the name).
+    const at = existing.length ? existing[existing.length - 1] : (cands.length === 1 ? cands[0] : -1);
+    if (at < 0) {
+      throw new UserError(`--volume "${spec}": none of the possible host paths exists (${cands.map((i) => s.slice(0, i)).join(', ')})`, EXIT.internal,
+        'create the host directory first, or check the path');
+    }
+    source = s.slice(0, at); target = s.slice(at + 1);
+  }
+  return checkBind({ type: 'bind', source, target, readonly }, `--volume "${spec}"`, exists);
+}
+
+function checkBind(b: BindOp, what: string, exists: (p: string) => boolean): BindOp {
+  if (!path.isAbsolute(b.target)) throw new UserError(`${what}: the container path must be absolute`, EXIT.usage);
+  if (!exists(b.source)) {
+    throw new UserError(`${what}: host path ${b.source} does not exist`, EXIT.internal, 'create it first (userdock does not create host paths)');
+  }
+  const target = path.posix.normalize(b.target).replace(/(.)\/+$/, '$1');
+  if (target === '/') throw new UserError(`${what}: cannot bind over the container's /`, EXIT.usage, 'bind to a subdirectory');
+  return { ...b, source: path.resolve(b.source), target };
+}
+
+/**
+ * --mount=type=bind,source=…,target=…[,readonly]. Keys: type, source|src,
+ * target|destination|dst, readonly|ro[=true|false], bind-propagation (ignored).
+ * A piece without a known key continues the previous value (a comma in a path).
+ */
+export function parseMount(spec: string, exists: (p: string) => boolean = fs.existsSync): BindOp {
+  const keys = new Set(['type', 'source', 'src', 'target', 'destination', 'dst', 'readonly', 'ro', 'rw', 'bind-propagation', 'consistency', 'bind-nonrecursive']);
+  const pairs: Array<[string, string | undefined]> = [];
+  for (const piece of csvFields(spec) ?? spec.split(',')) {
+    const eq = piece.indexOf('=');
+    const k = (eq < 0 ? piece : piece.slice(0, eq)).trim();
+    if (keys.has(k)) pairs.push([k, eq < 0 ? undefined : piece.slice(eq + 1)]);
+    else if (pairs.length && pairs[pairs.length - 1][1] !== undefined) pairs[pairs.length - 1][1] += ',' + piece;
+    else throw new UserError(`--mount "${spec}": unknown key "${k}"`, EXIT.usage, 'use --mount=type=bind,source=/host,target=/container[,readonly]');
+  }
+  let type = 'bind'; let source: string | undefined; let target: string | undefined; let readonly = false;
+  for (const [k, v] of pairs) {
+    if (k === 'type') type = v ?? '';
+    else if (k === 'source' || k === 'src') source = v;
+    else if (k === 'target' || k === 'destination' || k === 'dst') target = v;
+    else if (k === 'readonly' || k === 'ro') readonly = v === undefined || ['true', '1', 'yes'].includes(v);
+    else if (k === 'rw') readonly = !(v === undefined || ['true', '1', 'yes'].includes(v));
+  }
+  if (type !== 'bind') throw new UserError(`--mount "${spec}": only type=bind is supported (got ${type})`, EXIT.usage, 'use --volume or --mount=type=bind');
+  if (!source || !target) throw new UserError(`--mount "${spec}": needs source= and target=`, EXIT.usage);
+  return checkBind({ type: 'bind', source, target, readonly }, `--mount "${spec}"`, exists);
+}
+
+/**
+ * cwltool writes the --mount value with Python's csv writer: a piece holding a
+ * comma or a quote is double-quoted (`"source=/a,b",target=/x`), quotes doubled.
+ * Returns the unquoted pieces, or undefined when the spec has no quotes.
+ */
+function csvFields(s: string): string[] | undefined {
+  if (!s.includes('"')) return undefined;
+  const out: string[] = [];
+  let cur = ''; let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quoted) {
+      if (c !== '"') cur += c;
+      else if (s[i + 1] === '"') { cur += '"'; i++; } else quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { out.push(cur); cur = ''; } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseCwltest, runCwltest, runGroup, startConformanceEnv, type ConformanceEnv } from '../support/conformance-env.js';
+import { testUser } from '../support/user.js';
+
+/**
+ * Debian 12's Toil (toil-cwl-runner, single_machine batch system) with
+ * --user-space-docker-cmd=userdock, as the unprivileged test user. Hard
+ * timeouts kill the whole process group.
+ *
+ *   node --test dist/test/integration/toil.test.js
+ */
+
+let ce: ConformanceEnv;
+
+describe('toil-cwl-runner --user-space-docker-cmd=userdock', { timeout: 40 * 60_000 }, () => {
+  before(async () => { ce = await startConformanceEnv(); }, { timeout: 20 * 60_000 });
+  after(async () => { await ce?.stop(); });
+
+  test('a two-step workflow with an explicit job store', { timeout: 8 * 60_000 }, async () => {
+    const u = testUser();
+    const dir = path.join(ce.workDir, 'toil-wf');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'wf.cwl'), `cwlVersion: v1.2
+class: Workflow
+requirements:
+  DockerRequirement: {dockerPull: "docker.io/debian:stable-slim"}
+inputs:
+  msg: string
+outputs:
+  out: {type: File, outputSource: count/out}
+steps:
+  echo:
+    in: {msg: msg}
+    out: [out]
+    run:
+      class: CommandLineTool
+      baseCommand: echo
+      inputs: {msg: {type: string, inputBinding: {position: 1}}}
+      stdout: echo.txt
+      outputs: {out: {type: File, outputBinding: {glob: echo.txt}}}
+  count:
+    in: {f: echo/out}
+    out: [out]
+    run:
+      class: CommandLineTool
+      requirements:
+        DockerRequirement: {dockerPull: "docker.io/python:3-slim"}
+      baseCommand: [python3, -c, "import sys; print(len(open(sys.argv[1]).read()))"]
+      inputs: {f: {type: File, inputBinding: {position: 1}}}
+      stdout: count.txt
+      outputs: {out: {type: File, outputBinding: {glob: count.txt}}}
+`);
+    fs.chownSync(dir, u.uid, u.gid);
+    const outdir = path.join(dir, 'out');
+    const r = await runGroup('/usr/bin/toil-cwl-runner', [
+      '--user-space-docker-cmd=userdock', '--jobStore', path.join(dir, 'jobstore'), '--batchSystem', 'single_machine',
+      '--outdir', outdir, '--logLevel', 'WARNING', path.join(dir, 'wf.cwl'), '--msg', 'hello toil',
+    ], { env: ce.env, cwd: dir, timeoutMs: 7 * 60_000 });
+    assert.equal(r.timedOut, false, 'toil timed out');
+    assert.equal(r.code, 0, r.stderr.slice(-4000));
+    assert.equal(fs.readFileSync(path.join(outdir, 'count.txt'), 'utf8'), '11\n');
+  });
+
+  test('the docker-tagged conformance tests pass under Toil (cwltest -j2)', { timeout: 30 * 60_000 }, async () => {
+    const r = await runCwltest(ce, 'toil-userdock', ['--tags=docker', '-j2', '--timeout=400', '--verbose'], 28 * 60_000, path.join(ce.workDir, 'toil-junit.xml'));
+    const s = parseCwltest(r.stdout + r.stderr);
+    const diag = `${r.stdout.slice(-6000)}\n${r.stderr.slice(-6000)}`;
+    assert.equal(r.timedOut, false, `cwltest timed out\n${diag}`);
+    assert.equal(s.failures, 0, diag);
+    assert.equal(s.unsupported, 0, diag);
+    assert.equal(s.passed, 11, diag);
+  });
+});

@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildRunProfile } from '../../src/isolation/profile.js';
+import { ENGINES } from '../../src/engines/ladder.js';
+import { sampleFacts } from '../../src/engines/facts.js';
+import { tinyTrue } from '../../src/engines/index.js';
+import { isStaticElf } from '../../src/engines/others.js';
+import type { EngineContext } from '../../src/engines/types.js';
+
+function setup() {
+  const r = fs.mkdtempSync(path.join(os.tmpdir(), 'eng-'));
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'dev', 'sys', 'data']) fs.mkdirSync(path.join(r, d));
+  fs.writeFileSync(path.join(r, 'bin/sh'), tinyTrue(), { mode: 0o755 });
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'engs-'));
+  const facts = sampleFacts('modern');
+  facts.binaries.apptainer = '/opt/apptainer/bin/apptainer';
+  const ec: EngineContext = { facts, scratch, bins: { ...facts.binaries }, binEnv: {} };
+  const host = fs.mkdtempSync(path.join(os.tmpdir(), 'h:'));
+  const p = buildRunProfile({ rootfs: r, cmd: ['/bin/sh', '-c', 'x'], env: [['A', '1']], callerEnv: { SECRET: 's' },
+    binds: [{ type: 'bind', source: host, target: '/data', readonly: true }], workdir: '/data', hostname: 'box', network: 'none' });
+  return { r, ec, p, host };
+}
+
+test('P1/P2 argv: -r, -0, binds (colon via symlink), -w, seccomp switch; env has no caller variables', () => {
+  const { r, ec, p, host } = setup();
+  const inv = ENGINES.P1.build(p, ec);
+  assert.equal(inv.cmd, '/usr/bin/proot');
+  assert.deepEqual(inv.args.slice(0, 3), ['-r', r, '-0']);
+  const bind = inv.args.find((a) => a.endsWith(':/data'))!;
+  assert.ok(!bind.slice(0, -6).includes(':'), 'host path without colon');
+  assert.equal(fs.realpathSync(bind.slice(0, -6)), fs.realpathSync(host));
+  assert.deepEqual(inv.args.slice(-5), ['-w', '/data', '/bin/sh', '-c', 'x']);
+  assert.equal(inv.env.SECRET, undefined);
+  assert.equal(inv.env.A, '1');
+  assert.equal(inv.env.PROOT_NO_SECCOMP, undefined);
+  assert.ok(inv.warnings.some((w) => /read-only/.test(w)) && inv.warnings.some((w) => /network/.test(w)));
+  assert.equal(ENGINES.P2.build(p, ec).env.PROOT_NO_SECCOMP, '1');
+  assert.ok(ENGINES.P1.build(p, { ...ec, fakeKernel: '3.2.0' }).args.includes('-k'));
+});
+
+test('U1 argv (bwrap): read-only binds, namespaces, uid map to root, die-with-parent', () => {
+  const { ec, p, host } = setup();
+  const a = ENGINES.U1.build(p, ec).args;
+  for (const f of ['--die-with-parent', '--unshare-user', '--unshare-pid', '--unshare-net', '--unshare-uts']) assert.ok(a.includes(f), f);
+  const i = a.indexOf(host);
+  assert.equal(a[i - 1], '--ro-bind');
+  assert.equal(a[i + 1], '/data');
+  assert.deepEqual(a.slice(a.indexOf('--uid'), a.indexOf('--uid') + 4), ['--uid', '0', '--gid', '0']);
+});
+
+test('U1 without bwrap: util-linux unshare script', () => {
+  const { ec, p } = setup();
+  const inv = ENGINES.U1.build(p, { ...ec, bins: { ...ec.bins, bwrap: undefined } });
+  assert.equal(inv.cmd, '/usr/bin/unshare');
+  assert.ok(inv.args.includes('--map-root-user'));
+  const script = fs.readFileSync(inv.args[inv.args.length - 1], 'utf8');
+  assert.match(script, /mount -o remount,bind,ro/);
+  assert.match(script, /--root="\$R" --wd='\/data'/);
+});
+
+test('R1: OCI config without cgroups, read-only root, user mapping', () => {
+  const { ec, p } = setup();
+  const inv = ENGINES.R1.build(p, ec);
+  assert.equal(inv.cmd, '/usr/bin/runc');
+  const cfg = JSON.parse(fs.readFileSync(path.join(ec.scratch, 'bundle', 'config.json'), 'utf8'));
+  assert.equal(cfg.linux.cgroupsPath, undefined);
+  assert.equal(cfg.linux.resources, undefined);
+  assert.equal(cfg.root.readonly, true);
+  assert.equal(cfg.process.cwd, '/data');
+  assert.ok(cfg.mounts.some((m: { destination: string; options?: string[] }) => m.destination === '/data' && m.options?.includes('ro')));
+  assert.ok(cfg.linux.namespaces.some((n: { type: string }) => n.type === 'network'));
+  assert.equal(cfg.linux.uidMappings[0].containerID, 0);
+});
+
+test('F1: fakechroot refuses remapped binds and static binaries, states its limits', () => {
+  const { ec, p } = setup();
+  assert.throws(() => ENGINES.F1.build(p, ec), /different path/);
+  const same = { ...p, ops: [{ type: 'bind' as const, source: '/etc', target: '/etc', readonly: false }] };
+  assert.throws(() => ENGINES.F1.build(same, ec), /static binary/);
+  assert.ok(ENGINES.F1.limits.some((l) => /static/.test(l)));
+  assert.equal(ENGINES.F1.enforces.staticBinaries, false);
+});
+
+test('S1: apptainer exec argv and env prefix', () => {
+  const { r, ec, p, host } = setup();
+  const inv = ENGINES.S1.build(p, ec);
+  assert.equal(inv.cmd, '/opt/apptainer/bin/apptainer');
+  assert.deepEqual(inv.args.slice(0, 3), ['exec', '--contain', '--cleanenv']);
+  assert.ok(inv.args.includes(`${host}:/data:ro`));
+  assert.ok(inv.args.includes('--fakeroot'));
+  assert.deepEqual(inv.args.slice(-4), [r, '/bin/sh', '-c', 'x']);
+  assert.equal(inv.env.APPTAINERENV_A, '1');
+});
+
+test('tiny probe binary is a static ELF', () => {
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'elf-')), 'true');
+  fs.writeFileSync(f, tinyTrue(), { mode: 0o755 });
+  assert.equal(isStaticElf(f), true);
+  assert.equal(isStaticElf('/bin/sh'), false);
+});

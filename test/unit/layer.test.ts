@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { TreeWriter } from '../../src/rootfs/layer.js';
+import { rawTar, type RawEntry } from '../fixtures/hostile/tar.js';
+
+function tmp(label: string): string { return fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`)); }
+
+async function apply(root: string, layers: RawEntry[][], reports: string[] = []): Promise<string[]> {
+  const w = new TreeWriter(root, { report: (m) => reports.push(m) });
+  for (const [i, l] of layers.entries()) {
+    w.label = `layer ${i + 1}`;
+    await w.apply(Readable.from([rawTar(l)]));
+  }
+  return reports;
+}
+
+/** Every path under dir, with type, for "nothing outside changed" checks. */
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const n of fs.readdirSync(d).sort()) {
+      const p = path.join(d, n);
+      const st = fs.lstatSync(p);
+      out.push(`${path.relative(dir, p)}:${st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f'}:${st.size}`);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+test('files, dirs, symlinks and hardlinks are created; modes are fixed up', async () => {
+  const root = tmp('layer');
+  await apply(root, [[
+    { path: 'etc/', type: 'dir' },
+    { path: 'etc/hostname', data: 'box\n', mode: 0o444 },
+    { path: 'bin/', type: 'dir', mode: 0o555 },
+    { path: 'bin/sh', data: '#!', mode: 0o4755 },
+    { path: 'bin/ash', type: 'link', linkpath: 'bin/sh' },
+    { path: 'bin/bash', type: 'symlink', linkpath: '/bin/sh' },
+    { path: 'ro/', type: 'dir', mode: 0o555 },
+    { path: 'ro/child', data: 'x' },
+    { path: 'tmp/', type: 'dir', mode: 0o1777 },
+  ]]);
+  assert.equal(fs.readFileSync(path.join(root, 'etc/hostname'), 'utf8'), 'box\n');
+  assert.equal(fs.statSync(path.join(root, 'etc/hostname')).mode & 0o777, 0o644, 'files are u+rw');
+  assert.equal(fs.statSync(path.join(root, 'bin/sh')).mode & 0o7777, 0o755, 'setuid dropped');
+  assert.equal(fs.statSync(path.join(root, 'bin/ash')).ino, fs.statSync(path.join(root, 'bin/sh')).ino);
+  assert.equal(fs.readlinkSync(path.join(root, 'bin/bash')), '/bin/sh');
+  assert.equal(fs.statSync(path.join(root, 'ro')).mode & 0o777, 0o755, 'read-only dir made u+w');
+  assert.equal(fs.readFileSync(path.join(root, 'ro/child'), 'utf8'), 'x');
+  assert.equal(fs.statSync(path.join(root, 'tmp')).mode & 0o7777, 0o1777);
+  fs.rmSync(root, { recursive: true }); // the owner can always remove it
+});
+
+test('whiteouts, opaque dirs and a later chmod are honoured in layer order', async () => {
+  const root = tmp('layer');
+  await apply(root, [
+    [
+      { path: 'a/', type: 'dir' }, { path: 'a/keep', data: '1' }, { path: 'a/gone', data: '2' },
+      { path: 'o/', type: 'dir' }, { path: 'o/old1', data: 'x' }, { path: 'o/sub/', type: 'dir' }, { path: 'o/sub/old2', data: 'y' },
+      { path: 'tool', data: 'run', mode: 0o644 },
+      { path: 'linked', data: 'shared' }, { path: 'linked2', type: 'link', linkpath: 'linked' },
+    ],
+    [
+      { path: 'a/.wh.gone' },
+      { path: 'o/', type: 'dir' }, { path: 'o/.wh..wh..opq' }, { path: 'o/new', data: 'n' },
+      { path: 'tool', data: 'run', mode: 0o755 },
+      { path: 'linked', data: 'changed' },
+      { path: 'ro/', type: 'dir', mode: 0o555 },
+    ],
+    [{ path: 'ro/late', data: 'z' }, { path: 'o/after', data: 'a' }],
+  ]);
+  assert.ok(fs.existsSync(path.join(root, 'a/keep')));
+  assert.ok(!fs.existsSync(path.join(root, 'a/gone')));
+  assert.deepEqual(fs.readdirSync(path.join(root, 'o')).sort(), ['after', 'new']);
+  assert.equal(fs.statSync(path.join(root, 'tool')).mode & 0o777, 0o755);
+  assert.equal(fs.readFileSync(path.join(root, 'linked'), 'utf8'), 'changed');
+  assert.equal(fs.readFileSync(path.join(root, 'linked2'), 'utf8'), 'shared', 'a rewrite never goes through a hard link');
+  assert.equal(fs.readFileSync(path.join(root, 'ro/late'), 'utf8'), 'z');
+  fs.rmSync(root, { recursive: true });
+});
+
+test('a directory replaced by a symlink, and a file replaced by a directory', async () => {
+  const root = tmp('layer');
+  await apply(root, [
+    [{ path: 'usr/bin/', type: 'dir' }, { path: 'bin/', type: 'dir' }, { path: 'bin/old', data: 'o' }, { path: 'x', data: 'f' }],
+    [{ path: 'bin', type: 'symlink', linkpath: 'usr/bin' }, { path: 'bin/new', data: 'n' }, { path: 'x/', type: 'dir' }, { path: 'x/y', data: 'y' }],
+  ]);
+  assert.equal(fs.readlinkSync(path.join(root, 'bin')), 'usr/bin');
+  assert.equal(fs.readFileSync(path.join(root, 'usr/bin/new'), 'utf8'), 'n');
+  assert.ok(fs.statSync(path.join(root, 'x')).isDirectory());
+  fs.rmSync(root, { recursive: true });
+});
+
+test('hostile tar corpus: zero writes outside the root, clear reports', async () => {
+  const sandbox = tmp('hostile');
+  const root = path.join(sandbox, 'root');
+  const sentinel = path.join(sandbox, 'sentinel');
+  fs.mkdirSync(root); fs.mkdirSync(sentinel);
+  fs.writeFileSync(path.join(sentinel, 'secret'), 'keep');
+  const before = snapshot(sentinel);
+  const long = 'd'.repeat(60) + '/' + 'e'.repeat(70) + '/' + 'f'.repeat(120);
+  const reports = await apply(root, [[
+    { path: '../../x', data: 'evil' },
+    { path: `../sentinel/evil`, data: 'evil' },
+    { path: 'a/../../sentinel/evil2', data: 'evil' },
+    { path: '/abs/file', data: 'abs' },
+    { path: 'link', type: 'symlink', linkpath: sentinel },
+    { path: 'link/file', data: 'through' },
+    { path: 'rel', type: 'symlink', linkpath: '../../../../sentinel' },
+    { path: 'rel/file2', data: 'through' },
+    { path: 'etc', type: 'symlink', linkpath: '/' + path.relative('/', sentinel) },
+    { path: 'etc/passwd', data: 'root:x' },
+    { path: 'hard', type: 'link', linkpath: path.join(sentinel, 'secret') },
+    { path: 'hard2', type: 'link', linkpath: '../sentinel/secret' },
+    { path: 'dev/null', type: 'char' },
+    { path: 'fifo', type: 'fifo' },
+    { path: long, data: 'long' },
+    { path: 'dup', data: 'first' },
+    { path: 'dup', data: 'second' },
+    { path: 'self', type: 'symlink', linkpath: 'self' },
+    { path: 'loop', type: 'symlink', linkpath: 'loop2' }, { path: 'loop2', type: 'symlink', linkpath: 'loop' },
+  ]]);
+  assert.deepEqual(snapshot(sentinel), before, 'nothing outside the root changed');
+  assert.equal(fs.readFileSync(path.join(sentinel, 'secret'), 'utf8'), 'keep');
+  assert.ok(!fs.existsSync(path.join(sandbox, 'x')) && !fs.existsSync(path.join(os.tmpdir(), 'x')));
+  // written inside, as if the root were /
+  assert.equal(fs.readFileSync(path.join(root, 'abs/file'), 'utf8'), 'abs');
+  assert.equal(fs.readFileSync(path.join(root, sentinel, 'file'), 'utf8'), 'through');
+  assert.equal(fs.readFileSync(path.join(root, 'sentinel/file2'), 'utf8'), 'through');
+  assert.equal(fs.readFileSync(path.join(root, sentinel, 'passwd'), 'utf8'), 'root:x');
+  assert.equal(fs.readlinkSync(path.join(root, 'link')), sentinel, 'symlinks stay symlinks');
+  assert.equal(fs.readFileSync(path.join(root, long), 'utf8'), 'long');
+  assert.equal(fs.readFileSync(path.join(root, 'dup'), 'utf8'), 'second');
+  assert.ok(!fs.existsSync(path.join(root, 'hard')) && !fs.existsSync(path.join(root, 'hard2')));
+  assert.ok(!fs.existsSync(path.join(root, 'fifo')));
+  const text = reports.join('\n');
+  assert.match(text, /skipped "\.\.\/\.\.\/x": path contains "\.\."/);
+  assert.match(text, /skipped hard link "hard"/);
+  assert.match(text, /skipped CharacterDevice "dev\/null"/);
+  assert.match(text, /skipped FIFO "fifo"/);
+  fs.rmSync(sandbox, { recursive: true });
+});
+
+test('writing through a symlink loop fails with a clear error, nothing outside', async () => {
+  const root = tmp('layer');
+  await assert.rejects(apply(root, [[
+    { path: 'loop', type: 'symlink', linkpath: 'loop2' }, { path: 'loop2', type: 'symlink', linkpath: 'loop' },
+    { path: 'loop/x', data: 'x' },
+  ]]), /too many levels of symbolic links/);
+  fs.rmSync(root, { recursive: true });
+});
+
+test('a truncated tar is an error naming the layer', async () => {
+  const root = tmp('layer');
+  const t = rawTar([{ path: 'big', data: 'x'.repeat(5000) }]).subarray(0, 1500);
+  const w = new TreeWriter(root, { label: 'layer sha256:abc' });
+  await assert.rejects(w.apply(Readable.from([t])), /layer sha256:abc/);
+  fs.rmSync(root, { recursive: true });
+});
