@@ -38,12 +38,24 @@ export function loadTests(file: string): TestCase[] {
       if (t.$import) { load(path.resolve(dir, t.$import)); continue; }
       out.push({
         id: t.id ?? t.label ?? `test${out.length + 1}`, doc: t.doc, tool: path.resolve(dir, t.tool), job: t.job ? path.resolve(dir, t.job) : undefined,
-        output: t.output, should_fail: !!t.should_fail, tags: t.tags ?? [], number: out.length + 1,
+        output: resolveImports(t.output, dir), should_fail: !!t.should_fail, tags: t.tags ?? [], number: out.length + 1,
       });
     }
   };
   load(file);
   return out;
+}
+
+/** Expected outputs may `$import` a JSON/YAML file (relative to the test list). */
+function resolveImports(v: any, dir: string): any {
+  if (Array.isArray(v)) return v.map((x) => resolveImports(x, dir));
+  if (v && typeof v === 'object') {
+    if (typeof v.$import === 'string') return yaml.load(fs.readFileSync(path.resolve(dir, v.$import), 'utf8'));
+    const o: any = {};
+    for (const [k, x] of Object.entries(v)) o[k] = resolveImports(x, dir);
+    return o;
+  }
+  return v;
 }
 
 export function parseRanges(s: string): Set<number> {

@@ -6,14 +6,14 @@ import type { Context } from './context.js';
 import { parseArgs, str, bool, list, type OptSpec, type Parsed } from './args.js';
 import { EXIT, UsageError, UserError } from '../errors.js';
 import { openStore, type Image, type ImageConfig } from '../image/store.js';
-import { findImage, pullImage } from '../image/index.js';
-import { createContainer, findContainer, removeContainer, updateContainer, imageRootfs } from '../rootfs/index.js';
 import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
 import { splitVolume, parseMount } from '../isolation/volumes.js';
 import { runProfile } from '../engines/index.js';
 import { parseEngineId } from '../engines/ladder.js';
-import { enginesReport, printEngines, benchEngines } from '../engines/report.js';
-import { installEngines } from '../engines/install.js';
+
+// Loaded on demand: the image module (registry client) costs ~0.3 s to import, which `run --rootfs` never needs.
+const images = () => import('../image/index.js');
+const rootfs = () => import('../rootfs/index.js');
 
 const RUN_SPEC: Record<string, OptSpec> = {
   volume: { kind: 'list', aliases: ['-v'] },
@@ -89,7 +89,9 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed): Promise<Tar
     return { rootfs: r, writable: false };
   }
   const store = openStore(ctx.storeDir);
+  const { findContainer, createContainer, imageRootfs } = await rootfs();
   const c = findContainer(ctx, what);
+  const { findImage, pullImage } = await images();
   if (c) {
     const img = c.image ? findImage(store, c.image) : undefined;
     return { rootfs: c.rootfs, writable: true, config: img?.config.config, execmode: c.execmode, containerId: c.id };
@@ -154,7 +156,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     return await runProfile(ctx, profile, { engine, execmode: target.execmode });
   } finally {
     if (bool(p, 'rm') && target.containerId) {
-      try { await removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
+      try { await (await rootfs()).removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
         process.stderr.write(`userdock run: warning: --rm: ${(e as Error).message}\n`);
       }
     }
@@ -165,6 +167,7 @@ const ENGINES_SPEC: Record<string, OptSpec> = { json: { kind: 'bool' }, bench: {
 
 async function enginesCmd(ctx: Context, argv: string[]): Promise<number> {
   const p = parseArgs(argv, ENGINES_SPEC, 'engines');
+  const { enginesReport, printEngines, benchEngines } = await import('../engines/report.js');
   const report = await enginesReport(ctx, { refresh: bool(p, 'refresh'), probe: !bool(p, 'no-probe') });
   if (bool(p, 'bench')) report.bench = await benchEngines(ctx, report);
   if (bool(p, 'json')) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -185,11 +188,13 @@ async function setupCmd(ctx: Context, argv: string[]): Promise<number> {
   const p = parseArgs(argv, SETUP_SPEC, 'setup');
   let did = false;
   if (bool(p, 'install-engines')) {
+    const { installEngines } = await import('../engines/install.js');
     const got = await installEngines(ctx, { url: str(p, 'url') ?? ctx.env.USERDOCK_ENGINES_URL, force: bool(p, 'force') });
     process.stderr.write(`userdock setup: installed ${got.join(', ')} into ${path.join(ctx.storeDir, 'engines')}\n`);
     did = true;
   }
   const mode = str(p, 'execmode');
+  const { findContainer, updateContainer } = await rootfs();
   if (mode !== undefined) {
     const id = parseEngineId(mode, '--execmode');
     const name = p.positional[0];

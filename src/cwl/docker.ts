@@ -2,6 +2,11 @@ import fs from 'node:fs';
 import { UserError, EXIT } from '../errors.js';
 import { getReq, type Process } from './load.js';
 import type { ExecOptions } from './tool.js';
+import { openStore, type Image } from '../image/store.js';
+import { findImage, pullImage } from '../image/index.js';
+import { imageRootfs } from '../rootfs/index.js';
+import { runProfile } from '../engines/index.js';
+import { validateProfile, type Profile, type MountOp } from '../isolation/profile.js';
 
 /**
  * The one container path of cwl-run. DockerRequirement (or
@@ -16,6 +21,7 @@ export interface ContainerSpec {
   /** Where dockerOutputDirectory asked the outdir to be. */
   outputDirectory?: string;
   imageEnv: Record<string, string>;
+  entrypoint?: string[];
 }
 
 export interface Bind { host: string; container: string; readonly: boolean }
@@ -32,53 +38,42 @@ export interface ContainerRun {
   network: boolean;
 }
 
-/** Modules owned by other workstreams, loaded lazily so cwl-run works without them (--no-container). */
-async function optionalImport(spec: string): Promise<any | undefined> {
-  try { return await import(spec); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw e;
-  }
-}
-
 export async function resolveContainer(proc: Process, opts: ExecOptions): Promise<ContainerSpec | undefined> {
   const dr = getReq(proc, 'DockerRequirement');
   if (opts.noContainer) return undefined;
   let ref: string | undefined;
   const req = dr?.req;
   if (req) {
-    if (req.dockerFile !== undefined) {
-      if (dr.required) throw new UserError('DockerRequirement.dockerFile (building images) is not supported by cwl-run', EXIT.unsupported);
+    if (req.dockerFile !== undefined && !req.dockerPull && !req.dockerImageId) {
+      throw new UserError('DockerRequirement.dockerFile (building images) is not supported by cwl-run', EXIT.unsupported, 'build the image elsewhere and use dockerPull, or run with --no-container');
     }
-    ref = req.dockerPull ?? req.dockerImageId;
+    ref = req.dockerImageId ?? req.dockerPull;
     if (!ref && (req.dockerLoad || req.dockerImport)) {
-      throw new UserError('DockerRequirement dockerLoad/dockerImport is not supported yet', EXIT.unsupported);
+      throw new UserError('DockerRequirement dockerLoad/dockerImport is not supported yet', EXIT.unsupported, 'use dockerPull, or run with --no-container');
     }
   }
   if (!ref) ref = opts.defaultContainer;
   if (!ref) return undefined;
-  const images = await optionalImport('../image/index.js');
-  const rootfsMod = await optionalImport('../rootfs/index.js');
-  const engines = await optionalImport('../engines/index.js');
-  if (!images?.pullImage || !rootfsMod?.imageRootfs || !engines?.runProfile) {
-    if (dr?.required) throw new UserError(`DockerRequirement ${ref}: the container engine is not available in this build`, EXIT.unsupported, 'run with --no-container');
-    opts.log(`[container] engine not available; running ${ref} tool on the host`);
-    return undefined;
+  const store = openStore(opts.ctx.storeDir);
+  let image: Image | undefined;
+  try { image = findImage(store, ref); } catch { image = undefined; }
+  if (!image) {
+    if (req?.dockerImageId && !req.dockerPull) image = undefined;
+    opts.log(`[container] pulling ${req?.dockerPull ?? ref}`);
+    image = await pullImage(opts.ctx, req?.dockerPull ?? ref);
   }
-  let image = images.findImage ? await images.findImage(opts.ctx, ref).catch(() => undefined) : undefined;
-  if (!image) image = await images.pullImage(opts.ctx, ref);
-  const rootfs: string = await rootfsMod.imageRootfs(opts.ctx, image);
+  const rootfs = await imageRootfs(opts.ctx, image);
   const imageEnv: Record<string, string> = {};
-  for (const kv of image?.config?.config?.Env ?? image?.config?.Env ?? []) {
-    const i = String(kv).indexOf('=');
+  for (const kv of image.config?.config?.Env ?? []) {
+    const i = kv.indexOf('=');
     if (i > 0) imageEnv[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  return { image: ref, rootfs, outputDirectory: req?.dockerOutputDirectory, imageEnv };
+  return { image: ref, rootfs, outputDirectory: req?.dockerOutputDirectory, imageEnv, entrypoint: image.config?.config?.Entrypoint ?? [] };
 }
 
 export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: ContainerRun): Promise<number> {
-  const engines = await optionalImport('../engines/index.js');
-  const ops = run.binds.map((b) => ({ type: 'bind', source: b.host, target: b.container, readonly: b.readonly }));
-  const profile = {
+  const ops: MountOp[] = run.binds.map((b) => ({ type: 'bind', source: b.host, target: b.container, readonly: b.readonly }));
+  const profile: Profile = {
     version: 1,
     rootfs: spec.rootfs,
     rootfsWritable: false,
@@ -86,23 +81,18 @@ export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: 
     sysdirs: { proc: true, dev: true, sys: false },
     workdir: run.cwd,
     env: { ...spec.imageEnv, ...run.env },
-    argv: run.argv,
+    // docker semantics: the image's ENTRYPOINT runs the CWL command line
+    argv: [...(spec.entrypoint ?? []), ...run.argv],
     user: { uid: process.getuid?.() ?? 1000, gid: process.getgid?.() ?? 1000, rootEmulation: false },
     network: run.network ? 'host' : 'none',
   };
+  validateProfile(profile);
   const fds: number[] = [];
   const open = (p: string, f: string): number => { const fd = fs.openSync(p, f); fds.push(fd); return fd; };
   try {
-    const stdio = [run.stdin ? open(run.stdin, 'r') : 'ignore', run.stdout ? open(run.stdout, 'w') : 2, run.stderr ? open(run.stderr, 'w') : 2];
-    const p: Promise<number> = engines.runProfile(opts.ctx, profile, { engine: opts.engine, stdio });
-    if (run.timeoutSec > 0) {
-      let t: NodeJS.Timeout | undefined;
-      const killer = new Promise<number>((resolve) => { t = setTimeout(() => resolve(-1), run.timeoutSec * 1000); });
-      const code = await Promise.race([p, killer]);
-      if (t) clearTimeout(t);
-      return code;
-    }
-    return await p;
+    const io: [number | 'ignore', number | 'inherit', number | 'inherit'] = [run.stdin ? open(run.stdin, 'r') : 'ignore', run.stdout ? open(run.stdout, 'w') : 2, run.stderr ? open(run.stderr, 'w') : 2];
+    const code = await runProfile(opts.ctx, profile, { engine: opts.engine, fds: io, timeoutMs: run.timeoutSec > 0 ? run.timeoutSec * 1000 : undefined });
+    return run.timeoutSec > 0 && code === 128 + 9 ? -1 : code;
   } finally {
     for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ }
   }

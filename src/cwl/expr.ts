@@ -96,23 +96,25 @@ export class Evaluator {
     return this.run(body, false, env);
   }
 
-  /** Evaluate a field value that may contain expressions (strings only). */
-  eval(value: unknown, env: ExprEnv): unknown {
+  /**
+   * Evaluate a field value that may contain expressions (strings only).
+   * Like cwltool, surrounding whitespace is stripped first, except where
+   * the text itself matters (InitialWorkDir entries: stripWhitespace=false).
+   */
+  eval(value: unknown, env: ExprEnv, stripWhitespace = true): unknown {
     if (typeof value !== 'string') return value;
     if (!value.includes('$(') && !value.includes('${')) return value;
-    const trimmed = value.trim();
-    const tparts = scan(trimmed);
-    if (tparts.length === 1 && typeof tparts[0] !== 'string') {
-      // the whole (whitespace-trimmed) string is one expression: its value, not a string
-      const p = tparts[0];
-      if (p.start === 0 && p.end === trimmed.length) return this.evalOne(p.kind, p.body, env);
+    const text = stripWhitespace ? value.trim() : value;
+    const parts = scan(text);
+    if (parts.length === 1 && typeof parts[0] !== 'string') {
+      const p = parts[0];
+      if (p.start === 0 && p.end === text.length) return this.evalOne(p.kind, p.body, env);
     }
-    const parts = scan(value);
     let out = '';
     for (const p of parts) {
       if (typeof p === 'string') { out += p; continue; }
       const v = this.evalOne(p.kind, p.body, env);
-      out += typeof v === 'string' ? v : JSON.stringify(v);
+      out += typeof v === 'string' ? v : pyJson(v);
     }
     return out;
   }
@@ -132,9 +134,11 @@ export function scan(s: string): (string | Part)[] {
   let i = 0;
   while (i < s.length) {
     const c = s[i];
-    if (c === '\\' && i + 1 < s.length && (s[i + 1] === '$' || s[i + 1] === '\\')) {
-      // \$( is a literal $(, \\ is a literal backslash
-      lit += s[i + 1]; i += 2; continue;
+    if (c === '\\' && i + 1 < s.length) {
+      // cwltool's escaping: \$( and \${ drop the backslash, \\ is one backslash, \x stays \x
+      if (s[i + 1] === '$' && (s[i + 2] === '(' || s[i + 2] === '{')) { lit += '$' + s[i + 2]; i += 3; continue; }
+      if (s[i + 1] === '\\') { lit += '\\'; i += 2; continue; }
+      lit += s.slice(i, i + 2); i += 2; continue;
     }
     if (c === '$' && (s[i + 1] === '(' || s[i + 1] === '{')) {
       const open = s[i + 1] as '(' | '{';

@@ -219,11 +219,24 @@ function ontologyMatch(proc: Process, have: string, wants: string[]): boolean {
         }
       }
     }
-    // Turtle: <X> rdfs:subClassOf <Y>
-    const ttl = /<([^>]+)>\s+(?:rdfs:subClassOf|owl:equivalentClass)\s+<([^>]+)>/g;
+    // Turtle: @prefix p: <uri> . / X rdfs:subClassOf Y . / X owl:equivalentClass Y .
+    const prefixes: Record<string, string> = {};
+    const pre = /@prefix\s+([\w-]*):\s*<([^>]+)>\s*\./g;
+    while ((m = pre.exec(text))) prefixes[m[1]] = m[2];
+    const term = (t: string): string => {
+      if (t.startsWith('<') && t.endsWith('>')) return t.slice(1, -1);
+      const i = t.indexOf(':');
+      return i >= 0 && prefixes[t.slice(0, i)] !== undefined ? prefixes[t.slice(0, i)] + t.slice(i + 1) : t;
+    };
+    const ttl = /(<[^>]+>|[\w-]*:[\w.-]*)\s+(rdfs:subClassOf|owl:equivalentClass)\s+(<[^>]+>|[\w-]*:[\w-]*)/g;
     while ((m = ttl.exec(text))) {
-      if (!edges.has(m[1])) edges.set(m[1], new Set());
-      edges.get(m[1])!.add(m[2]);
+      const a = term(m[1]); const b = term(m[3]);
+      if (!edges.has(a)) edges.set(a, new Set());
+      edges.get(a)!.add(b);
+      if (m[2] === 'owl:equivalentClass') {
+        if (!edges.has(b)) edges.set(b, new Set());
+        edges.get(b)!.add(a);
+      }
     }
   }
   const seen = new Set<string>();

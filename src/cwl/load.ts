@@ -266,14 +266,19 @@ function registerType(types: Map<string, Json>, t: Json): void {
   types.set(frag, t);
   types.set(shortname(n), t);
   // nested named types (records inside records, enums in fields)
-  for (const f of t.fields ?? []) if (f && typeof f.type === 'object') walkNamed(types, f.type);
+  for (const f of fieldList(t.fields)) if (f && typeof f.type === 'object') walkNamed(types, f.type);
+}
+function fieldList(fields: Json): Json[] {
+  if (!fields) return [];
+  if (Array.isArray(fields)) return fields;
+  return Object.entries(fields).map(([k, f]) => (f && typeof f === 'object' && !Array.isArray(f) ? { ...(f as object), name: k } : { name: k, type: f }));
 }
 function walkNamed(types: Map<string, Json>, t: Json): void {
   if (Array.isArray(t)) { t.forEach((x) => walkNamed(types, x)); return; }
   if (t && typeof t === 'object') {
     if (typeof t.name === 'string' && (t.type === 'record' || t.type === 'enum')) registerType(types, t);
     if (t.items) walkNamed(types, t.items);
-    for (const f of t.fields ?? []) walkNamed(types, f?.type);
+    for (const f of fieldList(t.fields)) walkNamed(types, f?.type);
   }
 }
 

@@ -115,7 +115,6 @@ function collectParam(env: CollectEnv, type: Json, schema: Json, name: string): 
     if (ob.loadContents || schema.loadContents) for (const f of files) if (f.class === 'File') f.contents = readContents(f.path);
     const ll = ob.loadListing ?? schema.loadListing;
     if (ll === 'shallow_listing' || ll === 'deep_listing') for (const f of files) if (f.class === 'Directory') f.listing = listDir(f.path, ll === 'deep_listing' ? 'deep' : 'shallow');
-    files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     if (ob.outputEval !== undefined) {
       value = ev.eval(ob.outputEval, { inputs, self: files, runtime });
       value = fixLocations(env, value);
@@ -222,7 +221,13 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
   fs.mkdirSync(destDir, { recursive: true });
   const moved = new Map<string, string>();
   const used = new Set<string>();
-  const isJob = (p: string): boolean => jobDirs.some((d) => inside(p, d));
+  const realJobDirs = jobDirs.map((d) => { try { return fs.realpathSync(d); } catch { return d; } });
+  /** Only move what really lives in a job directory: a path through a staged symlink is someone else's file. */
+  const isJob = (p: string): boolean => {
+    let real: string;
+    try { real = fs.realpathSync(p); } catch { return false; }
+    return realJobDirs.some((d) => inside(real, d)) && !hasSymlinkBelow(p, jobDirs);
+  };
   const place = (src: string, basename: string, dir: string): string => {
     const prev = moved.get(src);
     if (prev) return prev;
@@ -237,7 +242,7 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
     if (path.resolve(src) !== path.resolve(dst)) {
       fs.mkdirSync(path.dirname(dst), { recursive: true });
       let done = false;
-      if (isJob(src) && !fs.lstatSync(src).isSymbolicLink()) {
+      if (isJob(src)) {
         try { fs.renameSync(src, dst); done = true; } catch { /* cross-device */ }
       }
       if (!done) fs.cpSync(src, dst, { recursive: true, dereference: true });
@@ -270,4 +275,16 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
     return o;
   };
   return visit(output, destDir);
+}
+
+/** Is any component of p below its job directory a symlink? */
+function hasSymlinkBelow(p: string, jobDirs: string[]): boolean {
+  const d = jobDirs.find((j) => inside(p, j));
+  if (!d) return true;
+  let cur = p;
+  while (cur !== d && cur.length > d.length) {
+    try { if (fs.lstatSync(cur).isSymbolicLink()) return true; } catch { return true; }
+    cur = path.dirname(cur);
+  }
+  return false;
 }

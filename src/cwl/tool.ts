@@ -285,7 +285,7 @@ function runLocal(argv: string[], env: Record<string, string>, cwd: string, stdi
     const cleanup = (): void => { if (timer) clearTimeout(timer); for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ } };
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
-      opts.log(`[job] cannot run ${argv[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
+      process.stderr.write(`[job] cannot run ${argv[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
       resolve(e.code === 'ENOENT' ? 127 : 126);
     });
     child.on('close', (code, signal) => {
@@ -312,23 +312,19 @@ async function stageInitialWorkDir(proc: Process, ev: Evaluator, inputs: Json, r
   for (const item of listing) {
     if (item === null || item === undefined) continue;
     if (typeof item === 'string') { pushVal(ev.eval(item, env), undefined, false); continue; }
-    if (Array.isArray(item)) { pushVal(item, undefined, false); continue; }
+    if (Array.isArray(item)) { pushVal(resolveLocations(item, proc.baseDir), undefined, false); continue; }
     if (item.class === 'File' || item.class === 'Directory') { pushVal(resolveLocations(item, proc.baseDir), undefined, !!item.writable); continue; }
     if ('entry' in item) {
       const name = item.entryname !== undefined ? (ev.eval(item.entryname, env) as Json) : undefined;
-      const isExprOnly = typeof item.entry === 'string' && isSingleExpression(item.entry);
-      let v: Json = ev.eval(item.entry, env);
-      if (v && typeof v === 'object' && !Array.isArray(v) && (v.class === 'File' || v.class === 'Directory') && !isExprOnly) v = resolveLocations(v, proc.baseDir);
+      let v: Json = ev.eval(item.entry, env, false);
+      if (typeof item.entry !== 'string') v = resolveLocations(v, proc.baseDir);
       if (v === null || v === undefined) continue;
       if (typeof v === 'object' && !Array.isArray(v) && (v.class === 'File' || v.class === 'Directory')) {
         entries.push({ name: name ?? undefined, value: v, writable: !!item.writable });
       } else if (Array.isArray(v) && v.every((x: Json) => x && typeof x === 'object' && (x.class === 'File' || x.class === 'Directory')) && name === undefined) {
         for (const x of v) entries.push({ value: x, writable: !!item.writable });
       } else {
-        if (typeof v !== 'string') {
-          v = pyJson(v);
-          if (isExprOnly && /\n$/.test(item.entry)) v += '\n';
-        }
+        if (typeof v !== 'string') v = pyJson(v);
         if (name === undefined || name === null) throw new ValidationError('InitialWorkDirRequirement: entry with string contents needs an entryname');
         entries.push({ name, value: { class: 'File', contents: v }, writable: !!item.writable });
       }
@@ -381,6 +377,9 @@ async function stageInitialWorkDir(proc: Process, ev: Evaluator, inputs: Json, r
           const cc = { ...c };
           if (!cc.path && !cc.location) materializeLiteral(cc, scratch);
           fs.cpSync(hostSrc(cc.path) ?? cc.path, path.join(targetH, cc.basename ?? path.basename(cc.path)), { recursive: true, dereference: true });
+          for (const sf of cc.secondaryFiles ?? []) {
+            if (sf.path) fs.cpSync(hostSrc(sf.path) ?? sf.path, path.join(targetH, sf.basename ?? path.basename(sf.path)), { recursive: true, dereference: true });
+          }
         }
       }
       if (!inOut) binds.push({ host: targetH, container: targetC, readonly: !e.writable });

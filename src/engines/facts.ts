@@ -177,6 +177,11 @@ export function loadHostFacts(storeDir: string, env: NodeJS.ProcessEnv = process
       facts = JSON.parse(fs.readFileSync(file, 'utf8')) as HostFacts;
       // Binaries come and go (setup --install-engines, modules): cheap to re-check.
       if (facts.schema !== 1 || Object.entries(facts.binaries).some(([, p]) => p && !fs.existsSync(p))) facts = undefined;
+      // Sysctls can change without a reboot: re-read them (cheap) and re-probe when they moved.
+      else if (facts.ptraceScope !== readNum('/proc/sys/kernel/yama/ptrace_scope')
+        || facts.maxUserNamespaces !== readNum('/proc/sys/user/max_user_namespaces')
+        || facts.unprivilegedUsernsClone !== readNum('/proc/sys/kernel/unprivileged_userns_clone')
+        || facts.apparmorRestrictUserns !== readNum('/proc/sys/kernel/apparmor_restrict_unprivileged_userns')) facts = undefined;
     } catch { facts = undefined; }
   }
   if (!facts) {
