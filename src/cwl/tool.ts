@@ -72,7 +72,7 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   const tmpHost = mkTemp(opts.tmpdirPrefix);
   const scratch = mkTemp(opts.tmpdirPrefix);
   const container = await resolveContainer(proc, opts);
-  const outdir = container ? '/var/spool/cwl' : outHost;
+  const outdir = container ? (container.outputDirectory ?? '/var/spool/cwl') : outHost;
   const tmpdir = container ? '/tmp' : tmpHost;
   const runtime: Json = { outdir, tmpdir, ...DEFAULTS };
   const inputs = buildInputs({ proc, ev, scratch, runtime }, job, jobDir);

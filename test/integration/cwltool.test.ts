@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseCwltest, runCwltest, runGroup, startConformanceEnv, userProcesses, type ConformanceEnv } from '../support/conformance-env.js';
+import { junitFailures, parseCwltest, runCwltest, runGroup, startConformanceEnv, userProcesses, type ConformanceEnv } from '../support/conformance-env.js';
 import { testUser } from '../support/user.js';
 
 /**
@@ -128,9 +128,9 @@ outputs: []
 
   test(`all ${DOCKER_TESTS} docker-tagged conformance tests pass (cwltest -j2)`, { timeout: 20 * 60_000 }, async () => {
     const junit = path.join(ce.workDir, 'docker-junit.xml');
-    const r = await runCwltest(ce, 'cwltool-userdock', ['--tags=docker', '-j2', '--timeout=300', '--verbose'], 18 * 60_000, junit);
+    const r = await runCwltest(ce, 'cwltool-userdock', ['--tags=docker', '-j2', '--timeout=300'], 18 * 60_000, junit);
     const s = parseCwltest(r.stdout + r.stderr);
-    const diag = `${r.stdout.slice(-6000)}\n${r.stderr.slice(-6000)}`;
+    const diag = `${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}\n${junitFailures(junit)}`;
     assert.equal(r.timedOut, false, `cwltest timed out\n${diag}`);
     assert.equal(s.failures, 0, diag);
     assert.equal(s.unsupported, 0, diag);

@@ -174,3 +174,17 @@ export function userProcesses(marker: string): string[] {
   const r = spawnSync('pgrep', ['-a', '-u', String(testUser().uid), '-f', marker], { encoding: 'utf8' });
   return r.stdout.split('\n').filter((l) => l.trim() && !l.includes('pgrep'));
 }
+
+/** The failed test cases of a cwltest --junit-xml report, with the runner's output (trimmed). */
+export function junitFailures(xmlPath: string, maxPerTest = 3000): string {
+  let xml: string;
+  try { xml = fs.readFileSync(xmlPath, 'utf8'); } catch { return ''; }
+  const out: string[] = [];
+  for (const m of xml.matchAll(/<testcase\b([^>]*)>([\s\S]*?)<\/testcase>/g)) {
+    if (!/<failure\b/.test(m[2])) continue;
+    const name = /name="([^"]*)"/.exec(m[1])?.[1] ?? '?';
+    const text = m[2].replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#?\w+;/g, (e) => (e === '&amp;' ? '&' : e));
+    out.push(`--- ${name}\n${text.slice(-maxPerTest)}`);
+  }
+  return out.join('\n');
+}
