@@ -249,7 +249,9 @@ export function processFromDoc(doc: Json, file: string, frag: string | undefined
   };
   for (const r of [...requirements, ...hints]) {
     if (r.class === 'SchemaDefRequirement') {
-      for (const t of r.types ?? []) registerType(types, t);
+      const flat = (Array.isArray(r.types) ? r.types : []).flat(Infinity);
+      r.types = flat;
+      for (const t of flat) registerType(types, t);
     }
   }
   proc.inputs = normParams(node.inputs, file, 'inputs', proc);

