@@ -11,7 +11,7 @@ import { relocateOutputs } from '../cwl/outputs.js';
 import { tempDirs, type ExecOptions } from '../cwl/tool.js';
 import { resolveLocations } from '../cwl/inputs.js';
 import { validateWithCwlTsAuto } from '../cwl/validate.js';
-import { parseCli, parseToolArgs } from '../cwl/cli-args.js';
+import { parseCli, parseToolArgs, toJson } from '../cwl/cli-args.js';
 
 const USAGE = `usage: cwl-run [options] PROCESS [JOB] [--INPUT VALUE ...]
 
@@ -90,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const outdir = path.resolve(o.outdir ?? process.cwd());
     const final = relocateOutputs(res.output, outdir, tempDirs);
-    process.stdout.write(JSON.stringify(final, null, 4) + '\n');
+    process.stdout.write(toJson(final) + '\n');
     log('Final process status is success');
     return 0;
   } finally {

@@ -89,3 +89,29 @@ export function parseToolArgs(proc: Process, args: string[], baseDir: string): J
   return out;
 }
 
+
+/** A number as JSON; integers beyond 1e21 are written out in full (Python reads them back as the same int). */
+function numJson(n: number): string {
+  if (!Number.isFinite(n)) return 'null';
+  if (Number.isInteger(n) && Math.abs(n) >= 1e21) {
+    const m = /^(-?)(\d)(?:\.(\d+))?e\+(\d+)$/.exec(n.toString());
+    if (m) { const digits = m[2] + (m[3] ?? ''); return m[1] + digits + '0'.repeat(Number(m[4]) - (digits.length - 1)); }
+  }
+  return JSON.stringify(n);
+}
+
+/** JSON.stringify(v, null, indent) with numbers written by numJson. */
+export function toJson(v: unknown, indent = 4, level = 0): string {
+  const pad = ' '.repeat(indent * (level + 1));
+  const end = ' '.repeat(indent * level);
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'number') return numJson(v);
+  if (typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) {
+    if (!v.length) return '[]';
+    return '[\n' + v.map((x) => pad + toJson(x, indent, level + 1)).join(',\n') + '\n' + end + ']';
+  }
+  const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+  if (!entries.length) return '{}';
+  return '{\n' + entries.map(([k, x]) => pad + JSON.stringify(k) + ': ' + toJson(x, indent, level + 1)).join(',\n') + '\n' + end + '}';
+}

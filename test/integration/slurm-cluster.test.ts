@@ -1,3 +1,4 @@
+// test:exclusive (sets the node down and back up: jobs of other test files would die)
 // The single-node Slurm cluster from .ci/slurm-start works for an unprivileged
 // user: srun, sbatch --wait of an array, scancel, node down/resume, and the
 // packed-array submit + batched poller of src/cwl/slurm.
