@@ -6,7 +6,7 @@ import { log } from './context.js';
 import { parseArgs, str, bool, type OptSpec } from './args.js';
 import { UsageError, UserError } from '../errors.js';
 import { openStore, type Image } from '../image/store.js';
-import { findImage } from '../image/index.js';
+import { findImage, pullImage } from '../image/index.js';
 import {
   createContainer, listContainers, getContainer, removeContainer, nameContainer, removeName,
   renameContainer, cloneContainer, updateContainer, treeSize, containerFromTar, containerFromClone,
@@ -45,11 +45,13 @@ function cmd(summary: string, usage: string, spec: Record<string, OptSpec>, fn: 
 }
 
 export const commands: Record<string, Command> = {
-  create: cmd('Make a container (a writable copy of the image\'s root tree) and print its id.',
+  create: cmd('Make a container (a writable copy of the image\'s root tree; the image is pulled when missing) and print its id.',
     'userdock create [--name=NAME] IMAGE', { name: { kind: 'string' }, force: { kind: 'bool', aliases: ['-f'] } },
     async (ctx, p) => {
       need(p.positional, 1, 'create', 'userdock create [--name=NAME] IMAGE');
-      const c = await createContainer(ctx, resolveImage(ctx, p.positional[0]), { name: str(p, 'name') });
+      // like `docker create`: an image missing from the store is pulled first
+      const image = findImage(openStore(ctx.storeDir), p.positional[0]) ?? await pullImage(ctx, p.positional[0]);
+      const c = await createContainer(ctx, image, { name: str(p, 'name') });
       process.stdout.write(c.id + '\n');
       return 0;
     }, 'create'),

@@ -67,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${o.positional[0]} is valid CWL.\n`);
     return 0;
   }
+  // Schema validation (cwl-ts-auto, v1.2 documents): errors name file:line and stop the run.
+  await validateWithCwlTsAuto(proc, dbg);
   const jobDir = o.basedir ? path.resolve(o.basedir) : jobDir0;
   const cliInputs = resolveLocations(parseToolArgs(proc, o.toolArgs, process.cwd()), process.cwd());
   const job = { ...resolveLocations(jobObj, jobDir), ...cliInputs };

@@ -8,7 +8,6 @@ import { humanSize } from '../image/progress.js';
 import { credentialKey, removeCredentials, saveCredentials } from '../image/auth.js';
 import { loadRegistryConfig, originEndpoint } from '../image/config.js';
 import { closeAgent, RegistryClient, RegistryError } from '../image/registry.js';
-import { searchRegistry } from '../image/search.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import type { Context } from './context.js';
@@ -109,11 +108,18 @@ const imagesCmd: Command = {
 };
 
 const inspectCmd: Command = {
-  summary: 'Show an image\'s configuration and layers; --json gives the raw config and manifest.',
-  usage: 'userdock inspect [--json] IMAGE...',
+  summary: `Show an image's configuration and layers; --json gives the raw config and manifest.
+With -p, print the root directory of each CONTAINER instead (as udocker does).`,
+  usage: 'userdock inspect [--json] IMAGE...\n       userdock inspect -p CONTAINER...',
   async run(ctx, argv) {
-    const p = parseArgs(argv, { json: { kind: 'bool' }, format: { kind: 'string', aliases: ['-f'] } }, 'inspect');
-    if (!p.positional.length) throw new UsageError('inspect: expected IMAGE', inspectCmd.usage);
+    const p = parseArgs(argv, { json: { kind: 'bool' }, format: { kind: 'string', aliases: ['-f'] },
+      path: { kind: 'bool', aliases: ['-p'] } }, 'inspect');
+    if (!p.positional.length) throw new UsageError(`inspect: expected ${bool(p, 'path') ? 'CONTAINER' : 'IMAGE'}`, inspectCmd.usage);
+    if (bool(p, 'path')) {
+      const { containerRootfsPath } = await import('../rootfs/index.js');
+      out(p.positional.map((c) => containerRootfsPath(ctx, c)).join('\n'));
+      return 0;
+    }
     const imgs = p.positional.map((n) => needImage(ctx, n));
     if (bool(p, 'json') || str(p, 'format')) {
       const docs = imgs.map((img) => ({
@@ -150,7 +156,8 @@ const inspectCmd: Command = {
 };
 
 const rmiCmd: Command = {
-  summary: 'Remove image names; frees the blobs no other image uses.',
+  summary: `Remove image names; frees the blobs no other image uses, and the image's
+extracted root tree once no name points to its manifest (containers are copies and stay).`,
   usage: 'userdock rmi [--force|-f] IMAGE...',
   async run(ctx, argv) {
     const p = parseArgs(argv, { force: { kind: 'bool', aliases: ['-f'] }, 'no-prune': { kind: 'bool' } }, 'rmi');
@@ -162,6 +169,10 @@ const rmiCmd: Command = {
         const r = removeImage(store, n, bool(p, 'force'));
         for (const u of r.untagged) out(`Untagged: ${u}`);
         for (const d of r.deleted) out(`Deleted: ${d}`);
+        if (r.orphaned.length) {
+          const { removeImageRootfs } = await import('../rootfs/index.js');
+          for (const d of r.orphaned) await removeImageRootfs(ctx, d);
+        }
       } catch (e) {
         if (!(e instanceof UserError) || p.positional.length === 1) throw e;
         process.stderr.write(`userdock rmi: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
@@ -221,6 +232,7 @@ const searchCmd: Command = {
       registry = term.slice(0, slash); term = term.slice(slash + 1);
     }
     const limit = Number(str(p, 'limit') ?? 25);
+    const { searchRegistry } = await import('../image/search.js');
     const hits = await searchRegistry(ctx, registry, term, Number.isFinite(limit) && limit > 0 ? limit : 25);
     if (!hits.length) { process.stderr.write(`no images match "${term}" on ${registry}\n`); return 0; }
     const rows = [['NAME', 'DESCRIPTION']];

@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from './command.js';
-import type { Context } from './context.js';
+import { debug, type Context } from './context.js';
 import { parseArgs, str, bool, list, type OptSpec, type Parsed } from './args.js';
 import { EXIT, UsageError, UserError } from '../errors.js';
-import { openStore, type Image, type ImageConfig } from '../image/store.js';
+import { openStore, type Image, type ImageConfig, type Store } from '../image/store.js';
+import { parseReference } from '../image/reference.js';
 import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
 import { splitVolume, parseMount } from '../isolation/volumes.js';
 import { runProfile } from '../engines/index.js';
@@ -81,7 +82,87 @@ function orderedBinds(argv: string[], p: Parsed): BindOp[] {
 
 interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string }
 
-async function resolveTarget(ctx: Context, what: string, p: Parsed): Promise<Target> {
+// ------------------------------------------------------------------ hot path
+//
+// `run CONTAINER` and `run IMAGE` with the image and its pristine tree present
+// must not pay for the registry client (src/image/index) or the layer
+// extractor (src/rootfs imports tar and fzstd: ~60 ms). These lookups read the
+// store directly: authoritative for containers (same rules as
+// rootfs.findContainer), a fast path with fallback for images and trees.
+
+interface StoredContainer { id: string; names?: string[]; image?: string; imageDigest?: string; execmode?: string; created?: string }
+
+/** rootfs.findContainer's rules (exact id, then name, then a unique id prefix of >= 4) without importing src/rootfs. */
+export function lookupContainer(store: Store, idOrName: string): (StoredContainer & { rootfs: string }) | undefined {
+  const dir = store.containersDir;
+  const read = (id: string): (StoredContainer & { rootfs: string }) | undefined => {
+    try {
+      const c = JSON.parse(fs.readFileSync(path.join(dir, id, 'container.json'), 'utf8')) as StoredContainer;
+      return c.id === id ? { ...c, rootfs: path.join(dir, id, 'ROOT') } : undefined;
+    } catch { return undefined; }
+  };
+  if (!idOrName.includes('/') && !idOrName.startsWith('.')) { const hit = read(idOrName); if (hit) return hit; }
+  let ids: string[] = [];
+  try { ids = fs.readdirSync(dir).filter((n) => !n.startsWith('.')); } catch { return undefined; }
+  const all = ids.map(read).filter((c): c is StoredContainer & { rootfs: string } => !!c)
+    .sort((a, b) => (a.created ?? '').localeCompare(b.created ?? ''));
+  const named = all.find((c) => (c.names ?? []).includes(idOrName));
+  if (named) return named;
+  if (idOrName.length >= 4) {
+    const pre = all.filter((c) => c.id.startsWith(idOrName));
+    if (pre.length === 1) return pre[0];
+  }
+  return undefined;
+}
+
+/** An image by manifest digest, reading its two JSON blobs once. */
+function imageByDigest(store: Store, name: string, digest: string): Image | undefined {
+  try {
+    const manifest = store.readJSONBlob<Image['manifest']>(digest);
+    const config = store.readJSONBlob<ImageConfig>(manifest.config.digest);
+    return { ref: { name, digest, updated: '' }, manifest, config, id: manifest.config.digest };
+  } catch { return undefined; }
+}
+
+/** A stored image by exact name (no id prefixes, no registry code loaded). */
+function imageByName(store: Store, what: string): Image | undefined {
+  let storeName: string;
+  try { storeName = parseReference(what).storeName; } catch { return undefined; }
+  const ref = store.getRef(storeName);
+  if (!ref) return undefined;
+  try { return store.loadImage(ref); } catch { return undefined; }
+}
+
+/**
+ * Where rootfs.imageRootfs keeps an image's pristine tree, when that tree is
+ * already there (mirrors rootfs.rootfsDir: USERDOCK_ROOTFS_DIR, config.json
+ * "rootfsDir", node-local tmp for a store on Lustre/NFS/GPFS, else the store).
+ * undefined: let src/rootfs decide (and extract).
+ */
+function presentPristine(ctx: Context, image: Image): string | undefined {
+  const hex = image.ref.digest.replace(/^sha256:/, '');
+  let base: string | undefined;
+  if (ctx.env.USERDOCK_ROOTFS_DIR) base = path.resolve(ctx.env.USERDOCK_ROOTFS_DIR);
+  else {
+    let cfg: { rootfsDir?: unknown } | undefined;
+    try { cfg = JSON.parse(fs.readFileSync(path.join(ctx.configDir, 'config.json'), 'utf8')) as { rootfsDir?: unknown }; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+    }
+    if (cfg?.rootfsDir !== undefined) {
+      if (typeof cfg.rootfsDir !== 'string' || !cfg.rootfsDir) return undefined;
+      base = path.resolve(ctx.configDir, cfg.rootfsDir.replace(/^~(?=\/|$)/, ctx.env.HOME ?? os.homedir()));
+    } else {
+      let t: number | undefined;
+      try { t = fs.statfsSync(ctx.storeDir).type; } catch { return undefined; }
+      if (t === 0x0bd00bd0 || t === 0x6969 || t === 0x47504653) return undefined; // shared fs: node-local tree, src/rootfs knows where
+      base = path.join(ctx.storeDir, 'rootfs');
+    }
+  }
+  const tree = path.join(base, hex, 'rootfs');
+  return fs.statSync(tree, { throwIfNoEntry: false })?.isDirectory() ? tree : undefined;
+}
+
+async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: string) => void): Promise<Target> {
   const rootfsOpt = str(p, 'rootfs');
   if (rootfsOpt) {
     const r = path.resolve(rootfsOpt);
@@ -89,27 +170,35 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed): Promise<Tar
     return { rootfs: r, writable: false };
   }
   const store = openStore(ctx.storeDir);
-  const { findContainer, createContainer, imageRootfs } = await rootfs();
-  const c = findContainer(ctx, what);
-  const { findImage, pullImage } = await images();
+  const c = lookupContainer(store, what);
   if (c) {
-    const img = c.image ? findImage(store, c.image) : undefined;
+    const img = (c.imageDigest ? imageByDigest(store, c.image ?? '', c.imageDigest) : undefined)
+      ?? (c.image ? imageByName(store, c.image) ?? (await images()).findImage(store, c.image) : undefined);
+    mark(`container ${c.id}`);
     return { rootfs: c.rootfs, writable: true, config: img?.config.config, execmode: c.execmode, containerId: c.id };
   }
-  let image: Image | undefined = str(p, 'pull') === 'always' ? undefined : findImage(store, what);
+  const pull = str(p, 'pull');
+  let image: Image | undefined = pull === 'always' ? undefined : imageByName(store, what);
+  if (!image && pull !== 'always') image = (await images()).findImage(store, what);
   if (!image) {
-    if (str(p, 'pull') === 'never') throw new UserError(`image "${what}" is not in the store ${ctx.storeDir} and --pull=never`, EXIT.internal, `pull it first: 'userdock pull ${what}'`);
-    image = await pullImage(ctx, what);
+    if (pull === 'never') throw new UserError(`image "${what}" is not in the store ${ctx.storeDir} and --pull=never`, EXIT.internal, `pull it first: 'userdock pull ${what}'`);
+    image = await (await images()).pullImage(ctx, what);
   }
+  mark(`image ${image.ref.name}`);
   const name = str(p, 'name');
   if (name) {
-    const created = await createContainer(ctx, image, { name });
+    const created = await (await rootfs()).createContainer(ctx, image, { name });
     return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id };
   }
-  return { rootfs: await imageRootfs(ctx, image), writable: false, config: image.config.config };
+  const present = presentPristine(ctx, image);
+  if (present) debug(ctx, `pristine tree ${present} present: not extracting`);
+  return { rootfs: present ?? await (await rootfs()).imageRootfs(ctx, image), writable: false, config: image.config.config };
 }
 
 async function runCmd(ctx: Context, argv: string[]): Promise<number> {
+  // -D: where start-up time goes (ms since the process started, node's own boot included).
+  const mark = (m: string) => debug(ctx, `+${performance.now().toFixed(1)} ms ${m}`);
+  mark('run: modules loaded');
   const p = parseArgs(argv, RUN_SPEC, 'run', true);
   const rootfsMode = !!str(p, 'rootfs');
   const [what, ...cmd] = rootfsMode ? ['', ...p.positional] : p.positional;
@@ -125,7 +214,8 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   }
   for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }
   const binds = orderedBinds(argv, p);
-  const target = await resolveTarget(ctx, what, p);
+  const target = await resolveTarget(ctx, what, p, mark);
+  mark(`target ${target.rootfs}`);
   const shm = str(p, 'shm-size');
   const profile = buildRunProfile({
     rootfs: target.rootfs,
@@ -153,7 +243,8 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   const cidfile = str(p, 'cidfile');
   if (cidfile && target.containerId) fs.writeFileSync(cidfile, target.containerId);
   try {
-    return await runProfile(ctx, profile, { engine, execmode: target.execmode });
+    mark('profile built');
+    return await runProfile(ctx, profile, { engine, execmode: target.execmode, mark });
   } finally {
     if (bool(p, 'rm') && target.containerId) {
       try { await (await rootfs()).removeContainer(ctx, target.containerId, { force: true }); } catch (e) {

@@ -2,11 +2,16 @@ import fs from 'node:fs';
 import { UserError, EXIT } from '../errors.js';
 import { getReq, type Process } from './load.js';
 import type { ExecOptions } from './tool.js';
-import { openStore, type Image } from '../image/store.js';
-import { findImage, pullImage } from '../image/index.js';
-import { imageRootfs } from '../rootfs/index.js';
-import { runProfile } from '../engines/index.js';
-import { validateProfile, type Profile, type MountOp } from '../isolation/profile.js';
+import type { Image } from '../image/store.js';
+import type { Profile, MountOp } from '../isolation/profile.js';
+
+// userdock's image/rootfs/engine modules are loaded only when a container is
+// needed, so --no-container runs never depend on them.
+const storeMod = () => import('../image/store.js');
+const imageMod = () => import('../image/index.js');
+const rootfsMod = () => import('../rootfs/index.js');
+const enginesMod = () => import('../engines/index.js');
+const profileMod = () => import('../isolation/profile.js');
 
 /**
  * The one container path of cwl-run. DockerRequirement (or
@@ -54,6 +59,9 @@ export async function resolveContainer(proc: Process, opts: ExecOptions): Promis
   }
   if (!ref) ref = opts.defaultContainer;
   if (!ref) return undefined;
+  const { openStore } = await storeMod();
+  const { findImage, pullImage } = await imageMod();
+  const { imageRootfs } = await rootfsMod();
   const store = openStore(opts.ctx.storeDir);
   let image: Image | undefined;
   try { image = findImage(store, ref); } catch { image = undefined; }
@@ -86,7 +94,9 @@ export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: 
     user: { uid: process.getuid?.() ?? 1000, gid: process.getgid?.() ?? 1000, rootEmulation: false },
     network: run.network ? 'host' : 'none',
   };
+  const validateProfile: (p: unknown) => asserts p is Profile = (await profileMod()).validateProfile;
   validateProfile(profile);
+  const { runProfile } = await enginesMod();
   const fds: number[] = [];
   const open = (p: string, f: string): number => { const fd = fs.openSync(p, f); fds.push(fd); return fd; };
   try {

@@ -295,8 +295,10 @@ function normReqs(v: Json, file: string, field: string): Requirement[] {
   if (typeof v === 'object') {
     return Object.entries(v).map(([k, r]) => {
       const o = r && typeof r === 'object' ? r : {};
-      if (!positions.has(o) && positions.has(v)) positions.set(o, positions.get(v)!);
-      return { ...(o as object), class: k } as Requirement;
+      const req = { ...(o as object), class: k } as Requirement;
+      const pos = positions.get(o) ?? positions.get(v);
+      if (pos) positions.set(req, pos);
+      return req;
     });
   }
   throw new ValidationError(`${where(v, file)}: ${field} must be a list or a map`);

@@ -161,7 +161,7 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   // Environment
   const env: Record<string, string> = { HOME: outdir, TMPDIR: tmpdir };
   if (!container) env.PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
-  else env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  else env.PATH = container.imageEnv.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
   const evr = getReq(proc, 'EnvVarRequirement');
   if (evr) {
     const defs = evr.req.envDef;
@@ -353,7 +353,7 @@ async function stageInitialWorkDir(proc: Process, ev: Evaluator, inputs: Json, r
     if (!name) throw new ValidationError('InitialWorkDirRequirement: entry without a name');
     let targetC: string;
     if (path.isAbsolute(name)) {
-      if (!inContainer) throw new ValidationError(`InitialWorkDirRequirement: absolute entryname ${name} needs a container`);
+      if (!inContainer || !getReq(proc, 'DockerRequirement')?.required) throw new ValidationError(`InitialWorkDirRequirement: absolute entryname ${name} is only allowed with DockerRequirement under requirements`);
       targetC = name;
     } else {
       targetC = path.resolve(outdir, name);
@@ -391,9 +391,14 @@ async function stageInitialWorkDir(proc: Process, ev: Evaluator, inputs: Json, r
       makeWritable(targetH);
       if (!inOut) binds.push({ host: targetH, container: targetC, readonly: false });
     } else if (inContainer) {
-      // bind the original (read-only unless in-place update)
-      if (inOut) { if (v.class === 'Directory') fs.mkdirSync(targetH, { recursive: true }); else fs.writeFileSync(targetH, ''); }
-      binds.push({ host: src, container: targetC, readonly: !(e.writable && inplace) });
+      if (inOut && !(e.writable && inplace)) {
+        // a copy in the outdir: outputs globbed from it are real files, and the original stays untouched
+        fs.rmSync(targetH, { recursive: true, force: true });
+        fs.cpSync(src, targetH, { recursive: true, dereference: true });
+      } else {
+        if (inOut) { if (v.class === 'Directory') fs.mkdirSync(targetH, { recursive: true }); else fs.writeFileSync(targetH, ''); }
+        binds.push({ host: src, container: targetC, readonly: !(e.writable && inplace) });
+      }
     } else {
       fs.rmSync(targetH, { recursive: true, force: true });
       fs.symlinkSync(src, targetH);

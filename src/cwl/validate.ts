@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ValidationError, type Process } from './load.js';
 
@@ -15,8 +16,39 @@ export async function validateWithCwlTsAuto(proc: Process, debug: (m: string) =>
   try {
     await cwl.loadDocument(pathToFileURL(proc.file).href);
   } catch (e) {
-    const msg = String((e as Error)?.message ?? e).split('\n').filter(Boolean).slice(0, 6).join('\n  ');
+    const full = sectionFor(String((e as Error)?.toString?.() ?? e), proc.class);
+    const located = locate(proc.file, full);
+    const msg = full.split('\n').filter((l) => l.trim()).slice(0, 12).join('\n  ');
     if (lenient) { debug(`cwl-ts-auto: ${msg}`); return; }
-    throw new ValidationError(`${proc.file}: invalid CWL:\n  ${msg}`);
+    throw new ValidationError(`${located.length ? located.join('; ') : proc.file + ': invalid CWL'}\n  ${msg}`);
   }
+}
+
+/** Map cwl-ts-auto's "invalid field X" complaints to file:line (first line where `X:` is a key). */
+function locate(file: string, message: string): string[] {
+  let lines: string[];
+  try { lines = fs.readFileSync(file, 'utf8').split('\n'); } catch { return []; }
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const m of message.matchAll(/invalid field (\S+?),/g)) {
+    if (seen.has(m[1])) continue;
+    seen.add(m[1]);
+    const key = m[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const re = new RegExp(`^\\s*(?:-\\s*)?["']?${key}["']?\\s*:`);
+    const i = lines.findIndex((l) => re.test(l));
+    out.push(`${file}:${i >= 0 ? i + 1 : '?'}: invalid field "${m[1]}"`);
+  }
+  return out;
+}
+
+/** cwl-ts-auto tries every class; keep only the part about the document's own class. */
+function sectionFor(message: string, cls: string): string {
+  const lines = message.split('\n');
+  const i = lines.findIndex((l) => l.includes(`Trying '${cls}'`));
+  if (i < 0) return message;
+  const indent = (l: string): number => l.length - l.trimStart().length;
+  const base = indent(lines[i]);
+  let j = i + 1;
+  while (j < lines.length && (lines[j].trim() === '' || indent(lines[j]) > base)) j++;
+  return lines.slice(i, j).join('\n');
 }

@@ -25,8 +25,10 @@ export interface RunOptions {
   fds?: [number | 'inherit' | 'ignore', number | 'inherit', number | 'inherit'];
   /** The container's recorded execmode (setup --execmode): after --engine, before USERDOCK_ENGINE. */
   execmode?: string;
-  /** Kill the run after this long (ms): exit 124 like timeout(1)... no: 128+9. */
+  /** Kill the run after this long (ms): the command is sent SIGTERM, then SIGKILL. */
   timeoutMs?: number;
+  /** Start-up timing marks (userdock -D). */
+  mark?: (m: string) => void;
 }
 
 // ------------------------------------------------------------- scratch
@@ -191,12 +193,15 @@ export function requestedEngine(ctx: Context, opts: RunOptions): string | undefi
 
 /** Prepare everything up to the engine's command line (no process started for the command). */
 export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOptions = {}): Promise<{ engine: Engine; inv: Invocation; scratch: string; facts: HostFacts }> {
+  const mark = opts.mark ?? (() => {});
   validateProfile(profileIn);
   const profile = canonicalizeTargets(profileIn);
   const cc = checkCommand(profile);
   if (!cc.ok) throw new UserError(cc.message!, cc.code!, cc.hint);
+  mark('profile validated, command found');
   const facts = loadHostFacts(ctx.storeDir, ctx.env);
   const engine = await selectEngine(ctx, facts, requestedEngine(ctx, opts));
+  mark(`engine ${engine.id} selected`);
   let fakeKernel: string | undefined;
   const need = glibcMinKernel(profile.rootfs);
   if (need && compareVersions(facts.kernel, need) < 0) {
@@ -209,6 +214,7 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
   const scratch = makeScratch(ctx, facts);
   try {
     const inv = engine.build(profile, engineContext(ctx, facts, scratch, fakeKernel));
+    mark('invocation built');
     return { engine, inv, scratch, facts };
   } catch (e) {
     removeScratch(scratch);
@@ -233,6 +239,7 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
       let child: ChildProcess;
       try {
         child = spawn(inv.cmd, inv.args, { env: inv.env, cwd: inv.cwd, stdio, detached: !interactive });
+        opts.mark?.('engine spawned');
       } catch (e) { reject(new UserError(`cannot start ${inv.cmd}: ${(e as Error).message}`, EXIT.internal)); return; }
       opts.onSpawn?.(child);
       let killTimer: NodeJS.Timeout | undefined;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Profile } from '../isolation/profile.js';
 import { planMounts } from '../isolation/plan.js';
+import { EXIT, UserError } from '../errors.js';
 import { usernsBlocker, type HostFacts } from './facts.js';
 import type { Engine, EngineContext, Invocation } from './types.js';
 
@@ -67,6 +68,7 @@ export const R1: Engine = {
     'needs unprivileged user namespaces',
     'no resource limits (rootless runtimes cannot create cgroups here)',
     'crun 1.8 refuses hybrid cgroup v1/v2 hosts; runc is used there',
+    'runs as uid 0 only (runc needs uid 0 mapped; rootless there is one id to map): a non-root --user or image User is refused',
   ],
   fix: 'install runc (or crun on a pure cgroup v1/v2 host) and enable unprivileged user namespaces',
   unusable(f: HostFacts) {
@@ -75,6 +77,11 @@ export const R1: Engine = {
     return usernsBlocker(f);
   },
   build(p: Profile, ec: EngineContext): Invocation {
+    if (!p.user.rootEmulation && p.user.uid !== 0) {
+      // runc/crun need container uid 0 mapped (HostRootUID), and rootless we own a single host id: no room for another uid.
+      throw new UserError(`engine R1 (runc/crun) cannot run as uid ${p.user.uid}${p.user.name ? ` (${p.user.name})` : ''}: rootless, only uid 0 can be mapped`,
+        EXIT.internal, 'use --engine=U1 or P1 (they run any uid), or --user=0');
+    }
     const useRunc = !!ec.bins.runc; // runc works on every cgroup layout without cgroups; crun only as fallback
     const bin = useRunc ? ec.bins.runc! : ec.bins.crun!;
     const bundle = path.join(ec.scratch, 'bundle');

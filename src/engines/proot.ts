@@ -48,12 +48,39 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
     const d = fs.mkdtempSync(path.join(ec.scratch, 'w'));
     args.push('-b', `${d}:${p.workdir}`);
   }
-  args.push('-w', p.workdir, ...p.argv);
-  const tmp = path.join(ec.scratch, 'proot-tmp');
-  fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
-  const env: Record<string, string> = { ...p.env, ...ec.binEnv, PROOT_TMP_DIR: tmp };
-  if (noSeccomp) env.PROOT_NO_SECCOMP = '1';
+  const env: Record<string, string> = { ...p.env, ...ec.binEnv };
+  // PRoot's settings travel in its environment, which the command inherits (proot execvp()s it
+  // with its own environ). PROOT_TMP_DIR only when /tmp cannot hold PRoot's loader.
+  const proots: string[] = [];
+  if (!tmpUsable(ec)) {
+    const tmp = path.join(ec.scratch, 'proot-tmp');
+    fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    env.PROOT_TMP_DIR = tmp; proots.push('PROOT_TMP_DIR');
+  }
+  if (noSeccomp) { env.PROOT_NO_SECCOMP = '1'; proots.push('PROOT_NO_SECCOMP'); }
+  // PRoot reads them once, at start: the image's env(1) drops them before the command runs.
+  const envBin = proots.length ? imageEnv(p) : undefined;
+  const argv = envBin ? [envBin, ...proots.flatMap((v) => ['-u', v]), '--', ...p.argv] : p.argv;
+  args.push('-w', p.workdir, ...argv);
   return { cmd: bin, args, env, warnings };
+}
+
+/** /tmp is writable and exec-able (PRoot extracts its loader there unless PROOT_TMP_DIR says otherwise). */
+function tmpUsable(ec: EngineContext): boolean {
+  const t = ec.facts.tmp.path === '/tmp' ? ec.facts.tmp : undefined;
+  if (t?.noexec) return false;
+  try { fs.accessSync('/tmp', fs.constants.W_OK | fs.constants.X_OK); } catch { return false; }
+  return true;
+}
+
+/** The image's env(1), to unset PRoot's variables; undefined when it has none (then they stay visible). */
+function imageEnv(p: Profile): string | undefined {
+  for (const c of ['/usr/bin/env', '/bin/env']) {
+    const { loc } = resolveContainerPath(p.rootfs, p.ops, c);
+    if (loc.kind !== 'host' || !loc.host) continue;
+    try { const st = fs.statSync(loc.host); if (st.isFile() && (st.mode & 0o111)) return c; } catch { /* next */ }
+  }
+  return undefined;
 }
 
 const prootEnforces = {
@@ -63,7 +90,7 @@ const prootEnforces = {
 const prootLimits = [
   'read-only binds and the rootfs are protected only by host file permissions',
   'no network, pid or hostname isolation',
-  'the contained process sees PROOT_TMP_DIR (and PROOT_NO_SECCOMP in P2) in its environment',
+  'images without env(1) see PROOT_NO_SECCOMP (P2) and, when /tmp is noexec, PROOT_TMP_DIR in their environment',
 ];
 
 function prootUnusable(f: HostFacts): string | undefined {

@@ -74,7 +74,12 @@ function blobsOf(store: Store, ref: ImageRef): string[] {
   return out;
 }
 
-export interface RemoveResult { untagged: string[]; deleted: string[] }
+export interface RemoveResult {
+  untagged: string[];
+  deleted: string[];
+  /** Manifest digests no remaining name points to (their pristine rootfs trees can go). */
+  orphaned: string[];
+}
 
 /**
  * Remove a name (or, given an id, every name of that image with force) and
@@ -97,6 +102,7 @@ export function removeImage(store: Store, nameOrId: string, force = false): Remo
     if (store.deleteRef(r.name)) untagged.push(r.name);
   }
   const live = store.liveBlobs();
+  const orphaned = [...new Set(refs.map((r) => r.digest))].filter((d) => !live.has(d));
   const deleted: string[] = [];
   for (const b of candidates) {
     if (live.has(b) || !store.hasBlob(b)) continue;
@@ -104,7 +110,7 @@ export function removeImage(store: Store, nameOrId: string, force = false): Remo
     if (!lock) continue;
     try { fs.unlinkSync(store.blobPath(b)); deleted.push(b); } catch { /* gone */ } finally { lock.release(); }
   }
-  return { untagged, deleted };
+  return { untagged, deleted, orphaned };
 }
 
 /** Give an image another name. */

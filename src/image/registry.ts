@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequire } from 'node:module';
-import type { Agent, Dispatcher } from 'undici';
 import { UserError } from '../errors.js';
 import { basicHeader, credentialKey, getCredentials, parseWWWAuthenticate, type Credentials } from './auth.js';
 import { isInsecure, isLoopback, type Endpoint, type RegistryConfig } from './config.js';
+import { closeConnections, httpRequest, type Body, type HttpResponse } from './http.js';
 
 /**
  * A client for the registry v2 / OCI distribution API of one repository,
@@ -53,59 +52,17 @@ export interface ClientOptions {
 export interface Response {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: Body;
   url: string;
 }
 
-type RequestOpts = { method: 'GET' | 'HEAD'; headers: Record<string, string>; dispatcher: Agent };
-interface Undici { Agent: typeof Agent; request(url: string | URL, opts: RequestOpts): Promise<Dispatcher.ResponseData> }
-let undici: Undici | undefined;
-
-/**
- * undici's Agent and request. Loading only those two modules (rather than the
- * whole package: fetch, websocket, cache, mocks) saves ~150 ms per pull; if
- * undici's layout ever changes, fall back to the package entry point.
- */
-async function loadUndici(): Promise<Undici> {
-  if (undici) return undici;
-  try {
-    const req = createRequire(import.meta.url);
-    const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;
-    const apiRequest = req('undici/lib/api/api-request.js') as (this: Agent, o: object) => Promise<Dispatcher.ResponseData>;
-    if (typeof AgentC !== 'function' || typeof apiRequest !== 'function') throw new Error('layout');
-    undici = {
-      Agent: AgentC,
-      request: (url, o) => {
-        const u = new URL(url);
-        return apiRequest.call(o.dispatcher, { origin: u.origin, path: u.pathname + u.search, method: o.method, headers: o.headers });
-      },
-    };
-  } catch {
-    const m = await import('undici');
-    undici = { Agent: m.Agent, request: (url, o) => m.request(url, o) };
-  }
-  return undici;
-}
-
-async function request(url: string | URL, opts: Omit<RequestOpts, 'dispatcher'> & { dispatcher: Promise<Agent> }): Promise<Dispatcher.ResponseData> {
-  const u = await loadUndici();
-  return u.request(url, { ...opts, dispatcher: await opts.dispatcher });
-}
-
-let sharedAgent: Agent | undefined;
-async function agent(env: NodeJS.ProcessEnv): Promise<Agent> {
-  if (!sharedAgent) {
-    const { Agent: AgentC } = await loadUndici();
-    const t = Number(env.USERDOCK_HTTP_TIMEOUT) > 0 ? Number(env.USERDOCK_HTTP_TIMEOUT) * 1000 : 60_000;
-    sharedAgent ??= new AgentC({ connectTimeout: Math.min(t, 30_000), headersTimeout: t, bodyTimeout: t, connections: 16 });
-  }
-  return sharedAgent;
+function timeoutMs(env: NodeJS.ProcessEnv): number {
+  return Number(env.USERDOCK_HTTP_TIMEOUT) > 0 ? Number(env.USERDOCK_HTTP_TIMEOUT) * 1000 : 60_000;
 }
 
 /** Close idle connections so the process can exit promptly. */
 export async function closeAgent(): Promise<void> {
-  const a = sharedAgent; sharedAgent = undefined;
-  if (a) await a.close().catch(() => undefined);
+  closeConnections();
 }
 
 export function header(h: Response['headers'], name: string): string | undefined {
@@ -190,9 +147,9 @@ export class RegistryClient {
       const headers: Record<string, string> = { 'user-agent': 'userdock', ...init.headers };
       const st = this.auth.get(`${ep.url} ${scope}`);
       if (sameOrigin && st?.header) headers.authorization = st.header;
-      let res: Dispatcher.ResponseData;
+      let res: HttpResponse;
       try {
-        res = await request(url, { method, headers, dispatcher: agent(this.opts.env) });
+        res = await httpRequest(url, { method, headers, timeoutMs: timeoutMs(this.opts.env) });
       } catch (e) {
         if (isNetworkError(e) && attempt < this.retries) {
           const wait = backoffMs(attempt++);
@@ -262,10 +219,10 @@ export class RegistryClient {
       if (sc) realm.searchParams.set('scope', sc);
       const headers: Record<string, string> = { 'user-agent': 'userdock' };
       if (creds && this.mayCarryCredentials(realm.toString(), ep)) headers.authorization = basicHeader(creds);
-      let res: Dispatcher.ResponseData | undefined;
+      let res: HttpResponse | undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          res = await request(realm, { method: 'GET', headers, dispatcher: agent(this.opts.env) });
+          res = await httpRequest(realm, { method: 'GET', headers, timeoutMs: timeoutMs(this.opts.env) });
           if ((res.statusCode >= 500 || res.statusCode === 429) && attempt < this.retries) {
             await res.body.dump(); await sleep(backoffMs(attempt)); continue;
           }

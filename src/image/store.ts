@@ -114,8 +114,16 @@ export class Store {
     return path.join(this.blobsDir, digest.slice('sha256:'.length));
   }
 
-  hasBlob(digest: string): boolean {
-    try { return fs.statSync(this.blobPath(digest)).isFile(); } catch { return false; }
+  /**
+   * Whether the blob is stored; with `size`, also that its length is that
+   * (blobs are not fsynced, see docs/registries.md: after a power loss a
+   * blob can be short, and is then fetched again instead of trusted).
+   */
+  hasBlob(digest: string, size?: number): boolean {
+    try {
+      const st = fs.statSync(this.blobPath(digest));
+      return st.isFile() && (size === undefined || st.size === size);
+    } catch { return false; }
   }
 
   blobSize(digest: string): number { return fs.statSync(this.blobPath(digest)).size; }
@@ -161,10 +169,13 @@ export class Store {
     }
   }
 
-  /** Move a verified temp file into blobs/. If the blob is already there, keep the old one. */
-  commitTemp(tmp: string, digest: string): void {
+  /**
+   * Move a verified temp file into blobs/. If the blob is already there (and,
+   * given `size`, has that length), keep the old one; a short one is replaced.
+   */
+  commitTemp(tmp: string, digest: string, size?: number): void {
     const dest = this.blobPath(digest);
-    if (fs.existsSync(dest)) { fs.rmSync(tmp, { force: true }); return; }
+    if (this.hasBlob(digest, size)) { fs.rmSync(tmp, { force: true }); return; }
     fs.renameSync(tmp, dest);
   }
 

@@ -132,15 +132,31 @@ const LIBC_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu', 'lib64', 
  * the image has no glibc (static binaries, musl).
  */
 export function glibcMinKernel(rootfs: string): string | undefined {
+  const seen = new Set<string>();
   for (const d of LIBC_DIRS) {
     const { loc } = resolveContainerPath(rootfs, [], `/${d}/libc.so.6`);
     if (loc.kind !== 'host' || !loc.host) continue;
-    let buf: Buffer;
-    try { buf = fs.readFileSync(loc.host); } catch { continue; }
-    const v = abiTag(buf);
+    // lib -> usr/lib merged trees: read each file once.
+    let real: string;
+    try { real = fs.realpathSync(loc.host); } catch { continue; }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const v = abiTag(readHead(real, NOTE_WINDOW));
     if (v) return v;
   }
   return undefined;
+}
+
+/** The ELF note segments sit right after the program headers: the first pages hold them (not the 2 MB file). */
+const NOTE_WINDOW = 64 * 1024;
+
+function readHead(file: string, n: number): Buffer {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const buf = Buffer.alloc(n);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, n, 0));
+  } catch { return Buffer.alloc(0); } finally { if (fd !== undefined) fs.closeSync(fd); }
 }
 
 export function abiTag(buf: Buffer): string | undefined {

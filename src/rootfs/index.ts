@@ -20,7 +20,10 @@ import { TreeWriter, type ApplyOptions } from './layer.js';
  * only a temp dir that is cleaned later and never a half tree at the final
  * path). `run IMAGE` reuses it on every call: the fast path is one stat.
  * Pristine trees are read-only BY CONVENTION: no run writes into them (the
- * run engine binds outdir/tmpdir/tmp writable on top).
+ * run engine binds outdir/tmpdir/tmp writable on top). Their files are NOT
+ * made read-only on disk: the owner could still write them (chmod is one
+ * call away), `rm -rf` would need a chmod pass first, and `cp -a` would carry
+ * the read-only modes into every container made from them.
  *
  * CONTAINERS (`create`, udocker's meaning: a writable tree of one's own).
  * Decision: a container is a REAL COPY of the pristine tree
@@ -225,7 +228,17 @@ export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
   return rootfs;
 }
 
-/** Remove the pristine tree of a manifest digest (e.g. after rmi). */
+/**
+ * Remove the pristine tree of a manifest digest (`rmi` calls it once no name
+ * points to the manifest). Safe against concurrent userdock processes: under
+ * the same lock as the extraction, the tree is first renamed aside into
+ * `.tmp/` (atomic), so a concurrent `run`/`create` either finds the whole
+ * tree or none and extracts a new one; only then is the renamed copy
+ * deleted. Containers are copies and are not affected. A run ALREADY using
+ * the tree is not protected: a bind-mounting engine keeps its mount but sees
+ * files vanish as they are deleted, a path-translating one (proot) fails on
+ * the next file access. Same as udocker: do not rmi an image while it runs.
+ */
 export async function removeImageRootfs(ctx: Context, manifestDigest: string): Promise<void> {
   const final = path.join(rootfsDir(ctx), manifestDigest.replace(/^sha256:/, ''));
   if (!fs.existsSync(final)) return;

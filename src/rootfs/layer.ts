@@ -54,7 +54,7 @@ export interface ApplyStats { entries: number; files: number; bytes: number; ski
 const O_CREAT_EXCL = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
 const MAX_LINKS = 40;
 /** Bounds of the asynchronous creation queue. */
-const MAX_OPS = 48;
+const MAX_OPS = 16;
 const MAX_BYTES = 32 << 20;
 /** Entries held back (waiting for a creation) before the input is paused. */
 const MAX_HELD = 1024;
@@ -255,55 +255,53 @@ export class TreeWriter {
       'check free space and quota of the rootfs directory');
   }
 
-  /** Create a regular file asynchronously from the entry's data (streamed). */
+  /**
+   * Create a regular file: the open (O_EXCL, final mode: the inode creation,
+   * the expensive part) runs on the threadpool; once it is done, data is
+   * written synchronously as it arrives (already buffered chunks in one
+   * writev), then futimes and close — cheap calls, not worth a threadpool
+   * round trip each. Until the open is done chunks are held in memory
+   * (counted in inflightBytes, which bounds the queue).
+   */
   private startFile(entry: ReadEntry, phys: string, want: number): void {
     const mtime = entry.mtime;
     const chunks: Buffer[] = [];
-    let ended = false;
+    let held = 0;
     let fd = -1;
-    let busy = true; // open or a write in progress
-    let retried = false;
     let finished = false;
+    let retried = false;
     this.startOp(phys, (done) => {
-      const abort = () => { ended = true; if (!busy) pump(); };
-      this.aborters.add(abort);
       const finish = (err?: unknown) => {
         if (finished) return;
         finished = true;
         this.aborters.delete(abort);
-        for (const c of chunks) this.inflightBytes -= c.length;
+        this.inflightBytes -= held;
+        held = 0;
         chunks.length = 0;
-        if (fd < 0) { done(err && this.writeError(phys, err)); return; }
-        const close = () => fs.close(fd, (e2) => done(err || e2 ? this.writeError(phys, err ?? e2) : undefined));
-        if (err || !mtime) close();
-        else fs.futimes(fd, mtime, mtime, (e) => { if (e) err = e; close(); });
+        if (fd >= 0) {
+          try { if (!err && mtime) fs.futimesSync(fd, mtime, mtime); } catch (e) { err = e; }
+          try { fs.closeSync(fd); } catch (e) { err ??= e; }
+        }
+        done(err === undefined ? undefined : this.writeError(phys, err));
       };
-      const pump = () => {
-        if (finished) return;
-        if (chunks.length === 0) { busy = false; if (ended) finish(); return; }
-        busy = true;
-        const batch = chunks.splice(0, chunks.length);
-        let len = 0;
-        for (const c of batch) len += c.length;
-        const writeAll = (bufs: Buffer[], left: number) => {
-          fs.writev(fd, bufs, (e, n) => {
-            if (e) { this.inflightBytes -= left; finish(e); return; }
-            this.inflightBytes -= n;
-            left -= n;
-            if (left > 0 && n > 0) { // short write: drop what was written
-              let skip = n;
-              while (skip >= bufs[0].length) { skip -= bufs[0].length; bufs.shift(); }
-              if (skip) bufs[0] = bufs[0].subarray(skip);
-              writeAll(bufs, left);
-              return;
-            }
-            if (left > 0) { this.inflightBytes -= left; finish(new Error('write returned 0 bytes')); return; }
-            pump();
-          });
-        };
-        writeAll(batch, len);
+      const write = (bufs: Buffer[]) => {
+        let left = 0;
+        for (const c of bufs) left += c.length;
+        while (left > 0) {
+          const n = bufs.length === 1 ? fs.writeSync(fd, bufs[0]) : fs.writevSync(fd, bufs);
+          if (n <= 0) throw new Error('write returned 0 bytes');
+          left -= n;
+          if (left === 0) break;
+          let skip = n;
+          while (skip >= bufs[0].length) { skip -= bufs[0].length; bufs.shift(); }
+          if (skip) bufs[0] = bufs[0].subarray(skip);
+        }
       };
+      let ended = false;
+      const abort = () => { if (fd >= 0) finish(); else ended = true; };
+      this.aborters.add(abort);
       const open = () => fs.open(phys, O_CREAT_EXCL, want, (e, f) => {
+        if (finished) { if (!e) fs.close(f, () => { /* ignore */ }); return; }
         if (e) {
           if (retried) { finish(e); return; }
           retried = true;
@@ -311,17 +309,21 @@ export class TreeWriter {
           return;
         }
         fd = f;
-        if ((want & ~this.umask) !== want) fs.fchmod(fd, want, (e2) => { if (e2) finish(e2); else pump(); });
-        else pump();
+        try {
+          if ((want & ~this.umask) !== want) fs.fchmodSync(fd, want);
+          if (chunks.length) write(chunks.splice(0));
+          this.inflightBytes -= held;
+          held = 0;
+        } catch (x) { finish(x); return; }
+        if (ended) finish();
       });
       entry.on('data', (c: Buffer) => {
         if (finished) return;
         this.stats.bytes += c.length;
-        this.inflightBytes += c.length;
-        chunks.push(c);
-        if (!busy) pump();
+        if (fd < 0) { chunks.push(c); held += c.length; this.inflightBytes += c.length; return; }
+        try { write([c]); } catch (x) { finish(x); }
       });
-      entry.on('end', () => { ended = true; if (!busy) pump(); });
+      entry.on('end', () => { ended = true; if (fd >= 0) finish(); });
       open();
     });
   }

@@ -8,38 +8,66 @@ import { startRegistry, pushImage } from '../support/registry.js';
 /**
  * Pull of the deb2 fixture (two layers, ~38 MB compressed) from a loopback
  * docker-registry into a fresh store, against `skopeo copy docker://… oci:DIR`
- * into a fresh directory, in the same run. 3 repetitions each, median.
+ * into a fresh directory, in the same run: 5 rounds, interleaved (ours,
+ * skopeo, ours, …) so load changes hit both alike; median wall time and
+ * median CPU time (user+sys of the process and its children).
+ *
+ * Env: PULL_BENCH_ROUNDS (default 5); PULL_BENCH_KEEP_REGISTRY=host:port to
+ * reuse a registry that already holds library/deb2:latest.
  */
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'userdock.js');
 
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+interface Sample { wall: number; cpu: number }
+
+/** Run a command under sh, which reports its children's CPU time with `times` on fd 3. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Sample {
   const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  const r = spawnSync('/bin/sh', ['-c', '"$@"; s=$?; times >&3; exit $s', 'sh', cmd, ...args],
+    { env, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  const wall = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr?.toString().slice(-2000)}`);
-  return s;
+  const lines = (r.output[3]?.toString() ?? '').trim().split('\n');
+  const secs = (s: string) => { const m = /(\d+)m([\d.]+)s/.exec(s); return m ? Number(m[1]) * 60 + Number(m[2]) : NaN; };
+  const [u, s] = (lines[lines.length - 1] ?? '').trim().split(/\s+/);
+  return { wall, cpu: secs(u) + secs(s) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function benchPull(): Promise<{ name: string; ours_s: number; anchor_s: number; ratio: number; anchor?: string }[]> {
-  const reg = await startRegistry();
+export async function benchPull(): Promise<{ name: string; ours_s: number; anchor_s: number; ratio: number; anchor?: string; note?: string }[]> {
+  const keep = process.env.PULL_BENCH_KEEP_REGISTRY;
+  const reg = keep ? undefined : await startRegistry();
+  const host = keep ?? reg!.host;
+  const rounds = Number(process.env.PULL_BENCH_ROUNDS) || 5;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ud-bench-pull-'));
   try {
-    await pushImage(reg, 'deb2', 'library/deb2:latest');
-    const ref = `${reg.host}/library/deb2:latest`;
-    const ours: number[] = []; const anchor: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    if (reg) await pushImage(reg, 'deb2', 'library/deb2:latest');
+    const ref = `${host}/library/deb2:latest`;
+    const ours: Sample[] = []; const anchor: Sample[] = [];
+    for (let i = 0; i < rounds; i++) {
       const store = path.join(work, `store${i}`);
-      ours.push(timed(process.execPath, [CLI, '--quiet', `--repo=${store}`, 'pull', ref],
-        { ...process.env, USERDOCK_CONFIG_DIR: path.join(work, 'cfg') }));
       const oci = path.join(work, `oci${i}`);
-      anchor.push(timed('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${oci}:latest`]));
+      const runOurs = () => ours.push(timed(process.execPath, [CLI, '--quiet', `--repo=${store}`, 'pull', ref],
+        { ...process.env, USERDOCK_CONFIG_DIR: path.join(work, 'cfg') }));
+      const runSkopeo = () => anchor.push(timed('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${oci}:latest`]));
+      // Alternate who goes first, so neither always runs on a warmer cache.
+      if (i % 2) { runSkopeo(); runOurs(); } else { runOurs(); runSkopeo(); }
+      fs.rmSync(store, { recursive: true, force: true });
+      fs.rmSync(oci, { recursive: true, force: true });
     }
-    const o = median(ours); const a = median(anchor);
-    return [{ name: 'pull deb2 (loopback registry, cold store)', ours_s: o, anchor_s: a, ratio: o / a, anchor: 'skopeo copy' }];
+    const f = (xs: Sample[], k: keyof Sample) => xs.map((x) => x[k].toFixed(3)).join(' ');
+    process.stderr.write(`pull deb2: userdock wall ${f(ours, 'wall')} cpu ${f(ours, 'cpu')}\n`);
+    process.stderr.write(`pull deb2: skopeo   wall ${f(anchor, 'wall')} cpu ${f(anchor, 'cpu')}\n`);
+    const ow = median(ours.map((x) => x.wall)); const aw = median(anchor.map((x) => x.wall));
+    const oc = median(ours.map((x) => x.cpu)); const ac = median(anchor.map((x) => x.cpu));
+    process.stderr.write(`pull deb2: median of ${rounds}: userdock ${ow.toFixed(3)} s wall, ${oc.toFixed(3)} s cpu; ` +
+      `skopeo ${aw.toFixed(3)} s wall, ${ac.toFixed(3)} s cpu\n`);
+    return [
+      { name: 'pull deb2 (loopback registry, cold store), wall', ours_s: ow, anchor_s: aw, ratio: ow / aw, anchor: 'skopeo copy' },
+      { name: 'pull deb2 (loopback registry, cold store), cpu', ours_s: oc, anchor_s: ac, ratio: oc / ac, anchor: 'skopeo copy' },
+    ];
   } finally {
-    await reg.stop();
+    await reg?.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

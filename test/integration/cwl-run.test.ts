@@ -53,7 +53,7 @@ outputs:
   out: stdout
   len:
     type: int
-    outputBinding: { glob: out.txt, loadContents: true, outputEval: $(self[0].contents.length) }
+    outputBinding: { glob: out.txt, loadContents: true, outputEval: "$(self[0].contents.length)" }
 stdout: out.txt
 `);
   const outdir = path.join(work, 'o1');

@@ -108,3 +108,21 @@ test('setup --install-engines --url: static proot from a loopback server, verifi
     server.close();
   }
 });
+
+test('engines --bench: a valid row per usable rung, as the test user', async () => {
+  const store = userTempDir('udstore');
+  const r = await userdock([`--repo=${store}`, 'engines', '--bench', '--json'], { timeoutMs: 600_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  const usable = rep.rungs.filter((x: { usable: boolean }) => x.usable).map((x: { id: string }) => x.id);
+  assert.deepEqual(rep.bench.map((b: { id: string }) => b.id), ['native', ...usable]);
+  for (const b of rep.bench) {
+    assert.equal(b.error, undefined, `${b.id}: ${b.error}`);
+    assert.ok(b.true_s > 0 && b.find_usr_s > 0, JSON.stringify(b));
+  }
+  // find checks its output: no rung can be faster than a tenth of native (a failing anchor would be).
+  const native = rep.bench[0].find_usr_s;
+  for (const b of rep.bench.slice(1)) assert.ok(b.find_usr_s > native / 10, `${b.id}: ${b.find_usr_s} s vs native ${native} s`);
+  const text = await userdock([`--repo=${store}`, 'engines', '--bench'], { timeoutMs: 600_000 });
+  for (const id of usable) assert.match(text.stdout, new RegExp(`^  ${id}\\s+\\d+\\.\\d{3}\\s+\\d+\\.\\d{3}$`, 'm'));
+});

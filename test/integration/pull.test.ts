@@ -209,3 +209,34 @@ test('find by id prefix; search via the catalog', { timeout: 120_000 }, async ()
   assert.match(s.stdout, /library\/bbzstd/);
   assert.doesNotMatch(s.stdout, /library\/multi/);
 });
+
+test('inspect -p prints a container\'s root; rmi removes the pristine tree once no name uses the manifest', { timeout: 180_000 }, async () => {
+  const { env: e0, store } = dirs();
+  const rootfsBase = path.join(path.dirname(store), 'rootfs');
+  const env = { ...e0, USERDOCK_ROOTFS_DIR: rootfsBase };
+  const name = `${reg.host}/library/busybox`;
+  await ok(['pull', name], env);
+  const j = await inspectJson(name, env);
+  const id = (await ok(['create', '--name=c1', name], env)).stdout.trim().split('\n').pop()!;
+  const pristine = path.join(rootfsBase, (j.digest as string).slice(7));
+  assert.ok(fs.existsSync(path.join(pristine, 'rootfs', 'bin')), 'create extracted the pristine tree');
+
+  const byName = (await ok(['inspect', '-p', 'c1'], env)).stdout;
+  const byId = (await ok(['inspect', '-p', id], env)).stdout;
+  assert.equal(byName, byId);
+  const root = byName.trim();
+  assert.ok(path.isAbsolute(root), root);
+  assert.ok(root.startsWith(path.join(store, 'containers') + path.sep), root);
+  assert.ok(fs.existsSync(path.join(root, 'bin')), 'the container root holds the image files');
+  const missing = await userdock(['inspect', '-p', 'no-such-container'], { env });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no container/);
+
+  await ok(['tag', name, 'mine/keep:1'], env);
+  await ok(['rmi', name], env);
+  assert.ok(fs.existsSync(pristine), 'mine/keep:1 still uses the manifest: its tree stays');
+  await ok(['rmi', 'mine/keep:1'], env);
+  assert.ok(!fs.existsSync(pristine), 'the last name is gone: so is the pristine tree');
+  assert.ok(fs.existsSync(path.join(root, 'bin')), 'the container is a copy and stays');
+  assert.equal((await ok(['inspect', '-p', 'c1'], env)).stdout, byName);
+});

@@ -163,3 +163,35 @@ test('a truncated tar is an error naming the layer', async () => {
   await assert.rejects(w.apply(Readable.from([t])), /layer sha256:abc/);
   fs.rmSync(root, { recursive: true });
 });
+
+test('asynchronous creation keeps stream order: same path again, hard link, file -> dir/symlink, big files, mtimes', async () => {
+  const root = tmp('layer');
+  const big = Buffer.alloc(3 << 20); for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
+  const many = Array.from({ length: 300 }, (_, i) => ({ path: `many/f${i}`, data: `n${i}`, mtime: 1_000_000 + i }));
+  const layer1 = [
+    { path: 'many/', type: 'dir' as const }, ...many,
+    { path: 'dup', data: 'one' }, { path: 'dup', data: 'two' }, { path: 'dup', type: 'symlink' as const, linkpath: 'many/f1' },
+    { path: 'x', data: 'file first' }, { path: 'x/inner', data: 'x is a dir now' },
+    { path: 'big', data: big }, { path: 'big-link', type: 'link' as const, linkpath: 'big' },
+    { path: 'ln', type: 'symlink' as const, linkpath: 'many' }, { path: 'ln/via', data: 'through the link' },
+  ];
+  // the same layer twice: the second time every path exists (not a fresh tree for the writer's shortcut)
+  await apply(root, [layer1, [{ path: 'many/.wh.f0' }, { path: 'big', data: 'small now' }], layer1.slice(0, 5)]);
+  assert.equal(fs.readdirSync(path.join(root, 'many')).length, 301);
+  assert.equal(fs.readFileSync(path.join(root, 'many/f299'), 'utf8'), 'n299');
+  assert.equal(fs.statSync(path.join(root, 'many/f7')).mtimeMs, 1_000_007_000, 'mtime kept');
+  assert.equal(fs.readlinkSync(path.join(root, 'dup')), 'many/f1');
+  assert.equal(fs.readFileSync(path.join(root, 'x/inner'), 'utf8'), 'x is a dir now');
+  assert.equal(fs.readFileSync(path.join(root, 'big'), 'utf8'), 'small now');
+  assert.ok(fs.readFileSync(path.join(root, 'big-link')).equals(big), 'the hard link kept the old inode');
+  assert.equal(fs.readFileSync(path.join(root, 'many/via'), 'utf8'), 'through the link');
+  assert.equal(fs.readFileSync(path.join(root, 'many/f0'), 'utf8'), 'n0', 'the third layer brought f0 back');
+
+  // a root that is not empty: the writer must look before creating
+  const other = tmp('layer');
+  fs.writeFileSync(path.join(other, 'dup'), 'old'); fs.mkdirSync(path.join(other, 'x'));
+  await apply(other, [[{ path: 'dup', data: 'new' }, { path: 'x', data: 'file over a dir' }]]);
+  assert.equal(fs.readFileSync(path.join(other, 'dup'), 'utf8'), 'new');
+  assert.equal(fs.readFileSync(path.join(other, 'x'), 'utf8'), 'file over a dir');
+  fs.rmSync(root, { recursive: true }); fs.rmSync(other, { recursive: true });
+});

@@ -7,6 +7,8 @@ import { buildRunProfile, validateProfile, parseEnvAssignment, parseEnvFile, par
 import { canonicalizeTargets, checkCommand, abiTag, compareVersions } from '../../src/isolation/resolve.js';
 import { planMounts } from '../../src/isolation/plan.js';
 import { UserError } from '../../src/errors.js';
+import { schemaPath } from '../../src/isolation/profile.js';
+import { validatorSource, generatedPath } from '../../src/isolation/gen-validator.js';
 
 function tree(): string {
   const r = fs.mkdtempSync(path.join(os.tmpdir(), 'prof-'));
@@ -107,4 +109,10 @@ test('glibc ABI tag and version compare', () => {
   assert.equal(abiTag(Buffer.concat([Buffer.alloc(100), note])), '3.2.0');
   assert.ok(compareVersions('2.6.32-754.el6', '3.2.0') < 0);
   assert.ok(compareVersions('6.1.0', '3.2') > 0);
+});
+
+test('the ahead-of-time validator (profile-validator.gen.ts) is current with schemas/profile.schema.json', () => {
+  const repo = path.resolve(path.dirname(schemaPath()), '..');
+  const want = validatorSource(fs.readFileSync(schemaPath(), 'utf8'));
+  assert.ok(fs.readFileSync(generatedPath(repo), 'utf8') === want, 'stale: run `npx tsc -p . && node dist/src/isolation/gen-validator.js`');
 });

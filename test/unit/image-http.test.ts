@@ -1,0 +1,90 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { closeConnections, httpRequest } from '../../src/image/http.js';
+import { isNetworkError } from '../../src/image/registry.js';
+
+/** The registry client's transport (node:http): bodies, HEAD, timeouts, truncation. */
+let server: http.Server;
+let base: string;
+const sockets = new Set<import('node:net').Socket>();
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    const u = new URL(req.url!, 'http://x');
+    if (u.pathname === '/data') {
+      const body = Buffer.alloc(300_000, 7);
+      res.writeHead(200, { 'content-length': String(body.length), 'docker-content-digest': 'sha256:x' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    } else if (u.pathname === '/small') {
+      res.writeHead(404, { 'content-length': '9' }); res.end('not found');
+    } else if (u.pathname === '/stall-headers') {
+      // never answers
+    } else if (u.pathname === '/stall-body') {
+      res.writeHead(200, { 'content-length': '1000' }); res.write(Buffer.alloc(10));
+    } else if (u.pathname === '/truncated') {
+      res.writeHead(200, { 'content-length': '100000' });
+      res.write(Buffer.alloc(5000), () => res.socket?.destroy());
+    } else {
+      res.writeHead(500); res.end();
+    }
+  });
+  server.on('connection', (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  closeConnections();
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+const opts = (method: 'GET' | 'HEAD' = 'GET', timeoutMs = 5000) => ({ method, headers: { 'user-agent': 'test' }, timeoutMs });
+
+test('GET streams the whole body; HEAD has none; dump lets the connection be reused', async () => {
+  const r = await httpRequest(`${base}/data`, opts());
+  assert.equal(r.statusCode, 200);
+  assert.equal(r.headers['docker-content-digest'], 'sha256:x');
+  let n = 0;
+  for await (const c of r.body) { n += c.length; assert.ok(c.every((b) => b === 7)); }
+  assert.equal(n, 300_000);
+  const h = await httpRequest(`${base}/data`, opts('HEAD'));
+  assert.equal(h.statusCode, 200);
+  assert.equal(h.headers['content-length'], '300000');
+  await h.body.dump();
+  const s = await httpRequest(`${base}/small`, opts());
+  assert.equal(s.statusCode, 404);
+  await s.body.dump();
+  const again = await httpRequest(`${base}/small`, opts());
+  assert.equal(again.statusCode, 404);
+  await again.body.dump();
+});
+
+test('a server that never answers times out with a network error', async () => {
+  const t = Date.now();
+  await assert.rejects(httpRequest(`${base}/stall-headers`, opts('GET', 300)), (e: unknown) => {
+    assert.equal((e as { code?: string }).code, 'ETIMEDOUT');
+    assert.ok(isNetworkError(e));
+    return true;
+  });
+  assert.ok(Date.now() - t < 4000);
+});
+
+test('a body that stalls or is cut short fails as a network error', async () => {
+  const r = await httpRequest(`${base}/stall-body`, opts('GET', 300));
+  await assert.rejects((async () => { for await (const _ of r.body) { /* drain */ } })(), (e: unknown) => isNetworkError(e));
+  const t = await httpRequest(`${base}/truncated`, opts());
+  let n = 0;
+  await assert.rejects((async () => { for await (const c of t.body) n += c.length; })(), (e: unknown) => isNetworkError(e));
+  assert.ok(n < 100_000);
+});
+
+test('connection refused is a network error', async () => {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  await assert.rejects(httpRequest(`http://127.0.0.1:${port}/`, opts()), (e: unknown) => isNetworkError(e));
+});
