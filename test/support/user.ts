@@ -100,6 +100,8 @@ export function runAsUser(cmd: string, args: string[], opts: { env?: Record<stri
       const stdoutBuf = Buffer.concat(out);
       resolve({ code, signal, stdout: stdoutBuf.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBuf });
     });
+    // A child that exits before reading its stdin must not crash the test (EPIPE).
+    child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');
   });
 }
