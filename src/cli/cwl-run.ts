@@ -11,11 +11,11 @@ import { relocateOutputs } from '../cwl/outputs.js';
 import { tempDirs, type ExecOptions } from '../cwl/tool.js';
 import { resolveLocations } from '../cwl/inputs.js';
 import { validateWithCwlTsAuto } from '../cwl/validate.js';
-import { parseCli, parseToolArgs, toJson } from '../cwl/cli-args.js';
+import { parseCli, parseToolArgs, toolHelp, toJson } from '../cwl/cli-args.js';
 
 const USAGE = `usage: cwl-run [options] PROCESS [JOB] [--INPUT VALUE ...]
 
-Run a CWL v1.2 CommandLineTool or ExpressionTool (v1.0/v1.1 upgraded in memory).
+Run a CWL v1.2 CommandLineTool, ExpressionTool or Workflow (v1.0/v1.1 upgraded in memory).
 Prints the output object as JSON on stdout; logs go to stderr.
 
 options:
@@ -29,9 +29,15 @@ options:
   --no-container          ignore DockerRequirement, run on the host
   --default-container IMG image for tools without DockerRequirement
   --engine ID             userdock engine to use for containers
-  --parallel              accepted for cwltool compatibility
+  --disable-pull          never contact a registry: images must be in the store
+  --force-docker-pull     pull dockerPull images even when they are in the store
+  --parallel[=N], -j N    run up to N workflow jobs at once (default: core count)
+  --on-error stop|continue  after a failed workflow step: start nothing new (stop,
+                          default) or run every step not depending on it; what
+                          finished is left in OUTDIR/cwl-run.partial/
   --cachedir DIR          reuse outputs of identical earlier runs
   --version               print the version
+PROCESS --help lists the tool's inputs as options.
 exit status: 0 success, 1 permanentFail, 2 usage, 33 unsupported requirement`;
 
 function loadJob(ref: string | undefined): { job: Json; dir: string; reqs: Requirement[] } {
@@ -52,6 +58,19 @@ function loadJob(ref: string | undefined): { job: Json; dir: string; reqs: Requi
   return { job, dir: path.dirname(file), reqs };
 }
 
+function parseJobs(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`cwl-run: --parallel/-j needs a positive number (got ${v})`);
+  return n;
+}
+
+function parseOnError(v: string | undefined): 'stop' | 'continue' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'stop' && v !== 'continue') throw new UsageError(`cwl-run: --on-error must be stop or continue (got ${v})`);
+  return v;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const o = parseCli(argv);
   if (o.version) { process.stdout.write(`cwl-run ${VERSION}\n`); return 0; }
@@ -62,6 +81,10 @@ export async function main(argv: string[]): Promise<number> {
   const dbg = (m: string): void => { if (o.debug) process.stderr.write(`debug: ${m}\n`); };
   const { job: jobObj, dir: jobDir0, reqs } = loadJob(o.positional[1]);
   const proc = loadProcess(o.positional[0], { inheritedRequirements: reqs });
+  if (o.toolArgs.some((a) => a === '--help' || a === '-h') && !proc.inputs.some((p) => p.id === 'help' || p.id === 'h')) {
+    process.stdout.write(toolHelp(proc, path.basename(o.positional[0])));
+    return 0;
+  }
   if (o.validate) {
     await validateWithCwlTsAuto(proc, dbg);
     process.stdout.write(`${o.positional[0]} is valid CWL.\n`);
@@ -80,8 +103,12 @@ export async function main(argv: string[]): Promise<number> {
     noContainer: o.noContainer,
     defaultContainer: o.defaultContainer,
     engine: o.engine,
+    pull: o.pull,
     cachedir: o.cachedir ? path.resolve(o.cachedir) : undefined,
     log, debug: dbg,
+    parallel: parseJobs(o.jobs),
+    onError: parseOnError(o.onError),
+    outdir: path.resolve(o.outdir ?? process.cwd()),
   };
   try {
     const res = await executeProcess(proc, job, jobDir, opts);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import yaml from 'js-yaml';
 import { UsageError } from '../errors.js';
 import type { Json, Process } from './load.js';
 
@@ -6,24 +7,24 @@ import type { Json, Process } from './load.js';
 export interface Opts {
   outdir?: string; tmpdirPrefix?: string; tmpOutdirPrefix?: string; basedir?: string;
   quiet: boolean; debug: boolean; validate: boolean; noContainer: boolean; defaultContainer?: string;
-  engine?: string; parallel: boolean; cachedir?: string; version: boolean; help: boolean;
+  engine?: string; pull: 'missing' | 'never' | 'always'; parallel: boolean; cachedir?: string; version: boolean; help: boolean;
   positional: string[]; toolArgs: string[];
 }
 
 const VALUE_OPTS: Record<string, keyof Opts> = {
   '--outdir': 'outdir', '--tmpdir-prefix': 'tmpdirPrefix', '--tmp-outdir-prefix': 'tmpOutdirPrefix', '--basedir': 'basedir',
-  '--default-container': 'defaultContainer', '--engine': 'engine', '--cachedir': 'cachedir',
+  '--default-container': 'defaultContainer', '--engine': 'engine', '--cachedir': 'cachedir', '-j': 'jobs', '--jobs': 'jobs', '--on-error': 'onError',
 };
 const BOOL_OPTS: Record<string, keyof Opts> = {
   '--quiet': 'quiet', '--debug': 'debug', '--validate': 'validate', '--no-container': 'noContainer', '--parallel': 'parallel',
   '--version': 'version', '--help': 'help', '-h': 'help',
 };
 /** cwltool flags accepted and ignored so existing scripts keep working. */
-const IGNORED_BOOL = new Set(['--leave-tmpdir', '--leave-outputs', '--move-outputs', '--copy-outputs', '--strict', '--non-strict', '--skip-schemas', '--disable-pull', '--enable-pull', '--preserve-entire-environment', '--no-read-only', '--print-deps', '--enable-ext', '--disable-color', '--verbose', '--timestamps', '--enable-dev', '--strict-memory-limit', '--singularity', '--podman', '--udocker']);
+const IGNORED_BOOL = new Set(['--leave-tmpdir', '--leave-outputs', '--move-outputs', '--copy-outputs', '--strict', '--non-strict', '--skip-schemas', '--enable-pull', '--preserve-entire-environment', '--no-read-only', '--print-deps', '--enable-ext', '--disable-color', '--verbose', '--timestamps', '--enable-dev', '--strict-memory-limit', '--singularity', '--podman', '--udocker']);
 const IGNORED_VALUE = new Set(['--preserve-environment', '--tmpdir', '--js-console', '--user-space-docker-cmd']);
 
 export function parseCli(argv: string[]): Opts {
-  const o: Opts = { quiet: false, debug: false, validate: false, noContainer: false, parallel: false, version: false, help: false, positional: [], toolArgs: [] };
+  const o: Opts = { pull: 'missing', quiet: false, debug: false, validate: false, noContainer: false, parallel: false, version: false, help: false, positional: [], toolArgs: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -39,11 +40,15 @@ export function parseCli(argv: string[]): Opts {
     }
     const eq = a.indexOf('=');
     const key = eq > 0 ? a.slice(0, eq) : a;
+    if (key === '--parallel' && eq > 0) { o.parallel = true; o.jobs = a.slice(eq + 1); continue; }
+    if (/^-j\d+$/.test(a)) { o.jobs = a.slice(2); continue; }
     if (VALUE_OPTS[key]) {
       let v: string | undefined = eq > 0 ? a.slice(eq + 1) : argv[++i];
       if (v === undefined) throw new UsageError(`cwl-run: option ${key} needs a value`);
       (o as any)[VALUE_OPTS[key]] = v;
     } else if (BOOL_OPTS[key]) (o as any)[BOOL_OPTS[key]] = true;
+    else if (key === '--disable-pull') o.pull = 'never';
+    else if (key === '--force-docker-pull') o.pull = 'always';
     else if (IGNORED_BOOL.has(key)) { /* accepted */ }
     else if (IGNORED_VALUE.has(key)) { if (eq < 0) i++; }
     else throw new UsageError(`cwl-run: unknown option ${key}`, "see 'cwl-run --help'");
@@ -52,43 +57,146 @@ export function parseCli(argv: string[]): Opts {
   return o;
 }
 
-/** Inputs given as --name value on the command line, typed by the tool's input schema. */
-export function parseToolArgs(proc: Process, args: string[], baseDir: string): Json {
-  const out: Json = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) throw new UsageError(`cwl-run: unexpected argument "${a}"`);
-    const eq = a.indexOf('=');
-    const name = (eq > 0 ? a.slice(2, eq) : a.slice(2)).replace(/-/g, '_');
-    const p = proc.inputs.find((x) => x.id === name || x.id.replace(/-/g, '_') === name);
-    if (!p) throw new UsageError(`cwl-run: unknown input --${name} (inputs: ${proc.inputs.map((x) => x.id).join(', ')})`);
-    const types = (Array.isArray(p.type) ? p.type : [p.type]).filter((t: Json) => t !== 'null');
-    const t = types[0];
-    const values: string[] = [];
-    if (eq > 0) values.push(a.slice(eq + 1));
-    if (t === 'boolean') {
-      if (values.length) out[p.id] = values[0] === 'true';
-      else if (args[i + 1] === 'true' || args[i + 1] === 'false') out[p.id] = args[++i] === 'true';
-      else out[p.id] = true;
-      continue;
+/**
+ * One command-line option per tool input, as cwltool makes them: `--id`
+ * (`-x` for one-letter ids, `--x` accepted too), record fields as
+ * `--rec.field` (nested: `--rec.sub.field`), arrays by repeating the option
+ * (or several values after one option), booleans as bare flags.
+ */
+interface ToolOpt { flag: string; path: string[]; type: Json; doc?: string; required: boolean; defaultValue?: Json }
+
+function nonNull(t: Json): Json[] { return (Array.isArray(t) ? t : [t]).filter((x: Json) => x !== 'null'); }
+function optFlag(id: string): string { return id.length === 1 ? `-${id}` : `--${id}`; }
+const norm = (f: string): string => f.replace(/^-+/, '').replace(/-/g, '_');
+
+export function toolOptions(proc: Process): ToolOpt[] {
+  const out: ToolOpt[] = [];
+  const add = (names: string[], type: Json, doc: Json, required: boolean, def: Json, depth: number): void => {
+    const ts = nonNull(type);
+    const single = ts.length === 1 ? ts[0] : undefined;
+    if (single && typeof single === 'object' && single.type === 'record' && depth < 8) {
+      for (const f of single.fields ?? []) add([...names, f.name], f.type, f.doc, required && !(Array.isArray(f.type) && f.type.includes('null')), def?.[f.name], depth + 1);
+      return;
     }
-    const isArray = t && typeof t === 'object' && t.type === 'array';
-    if (!values.length) {
-      while (i + 1 < args.length && !args[i + 1].startsWith('--')) { values.push(args[++i]); if (!isArray) break; }
-    }
-    if (!values.length) throw new UsageError(`cwl-run: input --${name} needs a value`);
-    const conv = (s: string, tt: Json): Json => {
-      if (tt === 'int' || tt === 'long') return parseInt(s, 10);
-      if (tt === 'float' || tt === 'double') return parseFloat(s);
-      if (tt === 'File' || tt === 'Directory') return { class: tt, location: path.resolve(baseDir, s) };
-      return s;
-    };
-    if (isArray) out[p.id] = [...(Array.isArray(out[p.id]) ? out[p.id] : []), ...values.map((v) => conv(v, t.items))];
-    else out[p.id] = conv(values[0], t);
+    const id = names.join('.');
+    out.push({ flag: optFlag(id), path: names, type, doc: typeof doc === 'string' ? doc : Array.isArray(doc) ? doc.join(' ') : undefined, required, defaultValue: def });
+  };
+  for (const p of proc.inputs) {
+    const optional = (Array.isArray(p.type) && p.type.includes('null')) || p.default !== undefined || nonNull(p.type)[0] === 'boolean';
+    add([p.id], p.type, p.raw?.doc ?? p.raw?.label, !optional, p.default, 0);
   }
   return out;
 }
 
+function typeWord(t: Json): string {
+  const ts = nonNull(t);
+  if (ts.length !== 1) return ts.map(typeWord).join('|').toUpperCase();
+  const x = ts[0];
+  if (typeof x === 'string') return x.toUpperCase();
+  if (x.type === 'enum') return `{${(x.symbols ?? []).join(',')}}`;
+  if (x.type === 'array') return typeWord(x.items);
+  if (x.type === 'record') return 'JSON';
+  return 'VALUE';
+}
+
+/** `cwl-run PROCESS --help`: the tool's inputs as options. */
+export function toolHelp(proc: Process, name: string): string {
+  const opts = toolOptions(proc);
+  const usage = opts.map((o) => {
+    const t = nonNull(o.type)[0];
+    const s = t === 'boolean' ? o.flag : `${o.flag} ${typeWord(o.type)}`;
+    return o.required ? s : `[${s}]`;
+  });
+  const lines = [`usage: ${name} [-h] ${usage.join(' ')} [job_order]`.replace(/ +$/, ''), ''];
+  const doc = proc.raw?.doc ?? proc.raw?.label;
+  if (doc) lines.push(String(Array.isArray(doc) ? doc.join('\n') : doc).trim(), '');
+  lines.push('positional arguments:', '  job_order            job input file (YAML or JSON)', '', 'inputs:');
+  for (const o of opts) {
+    const t = nonNull(o.type)[0];
+    const left = `  ${t === 'boolean' ? o.flag : `${o.flag} ${typeWord(o.type)}`}`;
+    const notes: string[] = [];
+    if (o.doc) notes.push(o.doc.trim().replace(/\s+/g, ' '));
+    if (t && typeof t === 'object' && t.type === 'array') notes.push('repeat for more items');
+    if (o.required) notes.push('required');
+    else if (o.defaultValue !== undefined && o.defaultValue !== null) notes.push(`default: ${JSON.stringify(o.defaultValue)}`);
+    lines.push(notes.length ? `${left.padEnd(30)} ${notes.join('; ')}` : left);
+  }
+  if (!opts.length) lines.push('  (none)');
+  return lines.join('\n') + '\n';
+}
+
+/** Inputs given as --name value on the command line, typed by the tool's input schema. */
+export function parseToolArgs(proc: Process, args: string[], baseDir: string): Json {
+  const opts = toolOptions(proc);
+  const out: Json = {};
+  const find = (flag: string): ToolOpt | undefined => opts.find((o) => o.flag === flag) ?? opts.find((o) => norm(o.flag) === norm(flag));
+  const set = (o: ToolOpt, v: Json, append: boolean): void => {
+    let obj = out;
+    for (const k of o.path.slice(0, -1)) obj = (obj[k] && typeof obj[k] === 'object' && !Array.isArray(obj[k])) ? obj[k] : (obj[k] = {});
+    const k = o.path[o.path.length - 1];
+    obj[k] = append ? [...(Array.isArray(obj[k]) ? obj[k] : []), ...v] : v;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith('-') || a === '-') throw new UsageError(`cwl-run: unexpected argument "${a}"`, 'give tool inputs as --name value (see cwl-run PROCESS --help)');
+    const eq = a.indexOf('=');
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const o = find(flag);
+    if (!o) throw new UsageError(`cwl-run: unknown input ${flag}`, `inputs: ${opts.map((x) => x.flag).join(' ') || '(none)'}; see cwl-run PROCESS --help`);
+    const ts = nonNull(o.type);
+    const t = ts.length === 1 ? ts[0] : undefined;
+    if (t === 'boolean') {
+      const v = eq > 0 ? a.slice(eq + 1) : (args[i + 1] === 'true' || args[i + 1] === 'false') ? args[++i] : 'true';
+      if (v !== 'true' && v !== 'false') throw new UsageError(`cwl-run: argument ${flag}: expected true or false, got "${v}"`);
+      set(o, v === 'true', false);
+      continue;
+    }
+    const isArray = !!t && typeof t === 'object' && t.type === 'array';
+    const values: string[] = [];
+    if (eq > 0) values.push(a.slice(eq + 1));
+    else {
+      while (i + 1 < args.length && (!args[i + 1].startsWith('-') || args[i + 1] === '-' || /^-\d/.test(args[i + 1]))) { values.push(args[++i]); if (!isArray) break; }
+    }
+    if (!values.length) throw new UsageError(`cwl-run: argument ${flag}: expected a value`);
+    if (isArray) set(o, values.map((v) => convertArg(v, t.items, flag, baseDir)), true);
+    else set(o, convertArg(values[0], o.type, flag, baseDir), false);
+  }
+  return out;
+}
+
+/** A command-line string as a value of CWL type `type` (unions: the first member that accepts it). */
+function convertArg(s: string, type: Json, flag: string, baseDir: string): Json {
+  const ts = nonNull(type);
+  const errors: string[] = [];
+  for (const t of ts) {
+    const r = convertOne(s, t, baseDir);
+    if (r.ok) return r.value;
+    errors.push(r.error);
+  }
+  throw new UsageError(`cwl-run: argument ${flag}: ${errors.join('; ') || `cannot convert "${s}"`}`);
+}
+
+function convertOne(s: string, t: Json, baseDir: string): { ok: true; value: Json } | { ok: false; error: string } {
+  if (t === 'int' || t === 'long') return /^[-+]?\d+$/.test(s.trim()) ? { ok: true, value: Number(s) } : { ok: false, error: `invalid int value: '${s}'` };
+  if (t === 'float' || t === 'double') return s.trim() !== '' && Number.isFinite(Number(s)) ? { ok: true, value: Number(s) } : { ok: false, error: `invalid float value: '${s}'` };
+  if (t === 'string' || t === 'Any' || t === 'stdin') {
+    if (t === 'stdin') return { ok: true, value: { class: 'File', location: fileLoc(s, baseDir) } };
+    return { ok: true, value: s };
+  }
+  if (t === 'File' || t === 'Directory') return { ok: true, value: { class: t, location: fileLoc(s, baseDir) } };
+  if (t === 'boolean') return s === 'true' || s === 'false' ? { ok: true, value: s === 'true' } : { ok: false, error: `invalid boolean value: '${s}'` };
+  if (t && typeof t === 'object' && t.type === 'enum') {
+    const syms: string[] = t.symbols ?? [];
+    return syms.includes(s) ? { ok: true, value: s } : { ok: false, error: `invalid choice: '${s}' (choose from ${syms.map((x) => `'${x}'`).join(', ')})` };
+  }
+  // records, arrays given whole: a JSON/YAML value
+  try { return { ok: true, value: yaml.load(s) as Json }; } catch (e) { return { ok: false, error: `expected a JSON/YAML value: ${(e as Error).message.split('\n')[0]}` }; }
+}
+
+function fileLoc(s: string, baseDir: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return s;
+  return path.resolve(baseDir, s);
+}
 
 /** A number as JSON; integers beyond 1e21 are written out in full (Python reads them back as the same int). */
 function numJson(n: number): string {

@@ -36,7 +36,7 @@ function evalPosition(env: BuildEnv, pos: Json, self: Json): number {
   return v;
 }
 
-function bindInput(env: BuildEnv, schema: { type: Json; inputBinding?: Json }, datum: Json, lead: Key, tail: Key): Binding[] {
+function bindInput(env: BuildEnv, schema: { type: Json; inputBinding?: Json; parentBinding?: Json }, datum: Json, lead: Key, tail: Key): Binding[] {
   const out: Binding[] = [];
   let binding: Binding | undefined;
   if (schema.inputBinding && typeof schema.inputBinding === 'object') {
@@ -51,7 +51,8 @@ function bindInput(env: BuildEnv, schema: { type: Json; inputBinding?: Json }, d
     let found = false;
     for (const t of type) {
       if (matches(t, datum, env.proc)) {
-        const sub = bindInput(env, { type: t }, datum, lead, tail);
+        // the member is bound as if it had the parameter's inputBinding (cwltool), e.g. `string[]?` items
+        const sub = bindInput(env, { type: t, parentBinding: binding?.binding ?? schema.parentBinding }, datum, lead, tail);
         if (!hasValueFrom) out.push(...sub);
         found = true;
         break;
@@ -60,7 +61,8 @@ function bindInput(env: BuildEnv, schema: { type: Json; inputBinding?: Json }, d
     if (!found && datum !== null && datum !== undefined) throw new ValidationError(`value ${JSON.stringify(datum).slice(0, 100)} does not match the input type`);
   } else if (type && typeof type === 'object') {
     const st = { ...type };
-    if (binding && !st.inputBinding && st.type === 'array' && binding.binding.itemSeparator === undefined) st.inputBinding = {};
+    const pb = binding?.binding ?? schema.parentBinding;
+    if (pb && !st.inputBinding && st.type === 'array' && pb.itemSeparator === undefined) st.inputBinding = {};
     if (st.type === 'array' || st.type === 'record' || st.type === 'enum') {
       const sub = bindComplex(env, st, datum, lead, tail);
       if (!hasValueFrom) out.push(...sub);

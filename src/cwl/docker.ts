@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { UserError, EXIT } from '../errors.js';
-import { getReq, type Process } from './load.js';
+import { getReq, type Json, type Process } from './load.js';
 import type { ExecOptions } from './tool.js';
 import type { Image } from '../image/store.js';
 import type { Profile, MountOp } from '../isolation/profile.js';
@@ -21,7 +24,9 @@ const profileMod = () => import('../isolation/profile.js');
  * the inputs (read-only, /var/lib/cwl/stgN/...), executed by runProfile.
  */
 export interface ContainerSpec {
+  /** The stored name of the image and its id (config digest). */
   image: string;
+  imageId: string;
   rootfs: string;
   /** Where dockerOutputDirectory asked the outdir to be. */
   outputDirectory?: string;
@@ -46,37 +51,132 @@ export interface ContainerRun {
 export async function resolveContainer(proc: Process, opts: ExecOptions): Promise<ContainerSpec | undefined> {
   const dr = getReq(proc, 'DockerRequirement');
   if (opts.noContainer) return undefined;
-  let ref: string | undefined;
-  const req = dr?.req;
-  if (req) {
-    if (req.dockerFile !== undefined && !req.dockerPull && !req.dockerImageId) {
-      throw new UserError('DockerRequirement.dockerFile (building images) is not supported by cwl-run', EXIT.unsupported, 'build the image elsewhere and use dockerPull, or run with --no-container');
-    }
-    ref = req.dockerImageId ?? req.dockerPull;
-    if (!ref && (req.dockerLoad || req.dockerImport)) {
-      throw new UserError('DockerRequirement dockerLoad/dockerImport is not supported yet', EXIT.unsupported, 'use dockerPull, or run with --no-container');
-    }
-  }
-  if (!ref) ref = opts.defaultContainer;
-  if (!ref) return undefined;
+  const req: Json | undefined = dr?.req;
+  const hasReq = !!req && ['dockerPull', 'dockerImageId', 'dockerLoad', 'dockerImport', 'dockerFile'].some((k) => typeof req[k] === 'string' && req[k] !== '');
+  if (!hasReq && !opts.defaultContainer) return undefined;
   const { openStore } = await storeMod();
-  const { findImage, pullImage } = await imageMod();
   const { imageRootfs } = await rootfsMod();
   const store = openStore(opts.ctx.storeDir);
-  let image: Image | undefined;
-  try { image = findImage(store, ref); } catch { image = undefined; }
-  if (!image) {
-    if (req?.dockerImageId && !req.dockerPull) image = undefined;
-    opts.log(`[container] pulling ${req?.dockerPull ?? ref}`);
-    image = await pullImage(opts.ctx, req?.dockerPull ?? ref);
-  }
+  const image = hasReq ? await acquireImage(store, req!, proc, opts) : await storeOrPull(store, opts.defaultContainer!, opts);
   const rootfs = await imageRootfs(opts.ctx, image);
   const imageEnv: Record<string, string> = {};
   for (const kv of image.config?.config?.Env ?? []) {
     const i = kv.indexOf('=');
     if (i > 0) imageEnv[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  return { image: ref, rootfs, outputDirectory: req?.dockerOutputDirectory, imageEnv, entrypoint: image.config?.config?.Entrypoint ?? [] };
+  return { image: image.ref.name, imageId: image.id, rootfs, outputDirectory: req?.dockerOutputDirectory, imageEnv, entrypoint: image.config?.config?.Entrypoint ?? [] };
+}
+
+type StoreT = ReturnType<Awaited<ReturnType<typeof storeMod>>['openStore']>;
+
+type ImageMod = Awaited<ReturnType<typeof imageMod>>;
+
+function inStore(im: ImageMod, store: StoreT, ref: string): Image | undefined {
+  try { return im.findImage(store, ref); } catch { return undefined; }
+}
+
+/** A name is usable for pulling when it parses as a reference and is not a bare image id. */
+async function pullable(ref: string): Promise<boolean> {
+  if (/^(sha256:)?[a-f0-9]{12,64}$/.test(ref)) return false;
+  try { (await imageMod()).parseReference(ref); return true; } catch { return false; }
+}
+
+/** The stored image `ref` names; pulled (USERDOCK_MIRRORS honoured) only when missing, or always with --force-docker-pull. */
+async function storeOrPull(store: StoreT, ref: string, opts: ExecOptions): Promise<Image> {
+  const im = await imageMod();
+  const pullMode = opts.pull ?? 'missing';
+  const have = pullMode === 'always' ? undefined : inStore(im, store, ref);
+  if (have) { opts.debug(`[container] ${ref} found in the store (${have.id.slice(0, 19)})`); return have; }
+  if (pullMode === 'never') {
+    throw new UserError(`image ${ref} is not in the store and pulling is disabled (--disable-pull)`, EXIT.fail, `pull it first with 'userdock pull ${ref}' or 'userdock load', or drop --disable-pull`);
+  }
+  if (!(await pullable(ref))) throw new UserError(`image ${ref} is not in the store and cannot be pulled (it is not an image reference)`, EXIT.fail, "load it with 'userdock load' or give dockerPull/dockerLoad");
+  opts.log(`[container] pulling ${ref}`);
+  return im.pullImage(opts.ctx, ref);
+}
+
+/**
+ * DockerRequirement -> a stored image, the way cwltool orders it: an image
+ * already in the store under dockerImageId (or dockerPull) is used as is;
+ * otherwise dockerPull is pulled, dockerFile is refused (exit 33), dockerLoad
+ * is loaded (docker save / OCI archive) and dockerImport imported (docker
+ * export tarball), then named dockerImageId.
+ */
+async function acquireImage(store: StoreT, req: Json, proc: Process, opts: ExecOptions): Promise<Image> {
+  const im = await imageMod();
+  const id: string | undefined = str(req.dockerImageId);
+  const pullRef: string | undefined = str(req.dockerPull);
+  const name = id ?? pullRef;
+  if (name && opts.pull !== 'always') {
+    const have = inStore(im, store, name) ?? (id && pullRef ? inStore(im, store, pullRef) : undefined);
+    if (have) { opts.debug(`[container] ${name} found in the store (${have.id.slice(0, 19)})`); return have; }
+  }
+  if (pullRef) return storeOrPull(store, pullRef, opts);
+  if (str(req.dockerFile) !== undefined) {
+    throw new UserError('DockerRequirement.dockerFile: building images is not supported; build elsewhere and push, or use dockerPull/dockerLoad', EXIT.unsupported, 'or run with --no-container');
+  }
+  const { loadArchive, importTarball } = await import('../rootfs/archive.js');
+  if (str(req.dockerLoad)) {
+    const src = str(req.dockerLoad)!;
+    const { stream, label, dir } = await openSource(src, proc, opts);
+    opts.log(`[container] loading ${label}`);
+    const names = dir ? await loadArchive(opts.ctx, dir, label) : await loadArchive(opts.ctx, stream!, label);
+    if (!names.length) throw new UserError(`dockerLoad ${label}: the archive holds no image`, EXIT.fail);
+    const loaded = inStore(im, store, names[0]);
+    if (!loaded) throw new UserError(`dockerLoad ${label}: loaded ${names[0]} but cannot read it back from the store`, EXIT.fail);
+    if (id && !inStore(im, store, id)) {
+      if (/^(sha256:)?[a-f0-9]{12,64}$/.test(id)) {
+        throw new UserError(`dockerLoad ${label}: image id ${id} is not among the loaded images (${names.join(', ')})`, EXIT.fail, 'fix dockerImageId, or leave it out');
+      }
+      im.tagImage(store, names[0], id);
+    }
+    return (id ? inStore(im, store, id) : undefined) ?? loaded;
+  }
+  if (str(req.dockerImport)) {
+    const src = str(req.dockerImport)!;
+    const { stream, label, dir } = await openSource(src, proc, opts);
+    if (dir) throw new UserError(`dockerImport ${label} is a directory; it must be a tarball of a root filesystem (docker export)`, EXIT.fail);
+    const target = id ?? importName(label);
+    if (!(await pullable(target))) throw new UserError(`dockerImport: dockerImageId ${target} is not a valid image name`, EXIT.fail, 'name the imported image like repo:tag');
+    opts.log(`[container] importing ${label} as ${target}`);
+    return importTarball(opts.ctx, stream!, label, target);
+  }
+  if (id) return storeOrPull(store, id, opts);
+  throw new UserError('DockerRequirement names no image (dockerPull, dockerImageId, dockerLoad or dockerImport)', EXIT.fail);
+}
+
+function str(v: unknown): string | undefined { return typeof v === 'string' && v !== '' ? v : undefined; }
+
+function importName(label: string): string {
+  const base = path.basename(label).replace(/\.(tar|tgz|tar\.gz|tar\.zst)$/i, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'imported';
+  return `localhost/cwl-import-${base}:latest`;
+}
+
+/** A dockerLoad/dockerImport source: http(s) URL, file:// URI, or a path (relative to the tool document, then the cwd). */
+async function openSource(src: string, proc: Process, opts: ExecOptions): Promise<{ stream?: Readable; dir?: string; label: string }> {
+  if (/^https?:\/\//i.test(src)) {
+    if (opts.pull === 'never') throw new UserError(`cannot download ${src}: pulling is disabled (--disable-pull)`, EXIT.fail);
+    let res: Response;
+    try { res = await fetch(src); } catch (e) {
+      throw new UserError(`cannot download ${src}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`, EXIT.fail, 'check the URL and the network, or download it and give a path');
+    }
+    if (!res.ok || !res.body) throw new UserError(`cannot download ${src}: HTTP ${res.status}`, EXIT.fail, 'check the URL');
+    return { stream: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), label: src };
+  }
+  let p: string;
+  if (/^file:\/\//i.test(src)) p = fileURLToPath(src);
+  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new UserError(`unsupported URI scheme in ${src} (http, https, file or a path)`, EXIT.fail);
+  else if (path.isAbsolute(src)) p = src;
+  else {
+    const inDoc = path.resolve(proc.baseDir, src);
+    p = fs.existsSync(inDoc) ? inDoc : path.resolve(src);
+  }
+  let st: fs.Stats;
+  try { st = fs.statSync(p); } catch (e) {
+    throw new UserError(`cannot read image archive ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.fail, 'check the dockerLoad/dockerImport path (relative paths are resolved against the tool document)');
+  }
+  if (st.isDirectory()) return { dir: p, label: p };
+  return { stream: fs.createReadStream(p), label: p };
 }
 
 export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: ContainerRun): Promise<number> {

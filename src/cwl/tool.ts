@@ -20,8 +20,18 @@ export interface ExecOptions {
   defaultContainer?: string;
   engine?: string;
   cachedir?: string;
+  /** Image acquisition: 'missing' (default: use the store, pull what is not there), 'never' (--disable-pull), 'always' (--force-docker-pull). */
+  pull?: 'missing' | 'never' | 'always';
   log: (msg: string) => void;
   debug: (msg: string) => void;
+  /** Workflows: most tool jobs at once (default: core count). */
+  parallel?: number;
+  /** Workflows: after a failed step, 'stop' (default) starts nothing new; 'continue' runs what does not depend on it. */
+  onError?: 'stop' | 'continue';
+  /** The final output directory (workflows leave partial outputs under it on failure). */
+  outdir?: string;
+  /** Aborted when the workflow stops: running jobs are killed. */
+  signal?: AbortSignal;
 }
 
 export type Status = 'success' | 'permanentFail' | 'temporaryFail';
@@ -185,7 +195,7 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   if (reuseOk) {
     // Stable across runs: the tool document, host-side inputs (with file identity), resources and image.
     const { outdir: _o, tmpdir: _t, ...res } = runtime;
-    cacheKey = computeCacheKey(tool, env.PATH ?? '', inputs, res, container?.image ?? null, proc.requirements, proc.hints);
+    cacheKey = computeCacheKey(tool, env.PATH ?? '', inputs, res, container?.imageId ?? null, proc.requirements, proc.hints);
     const cdir = path.join(opts.cachedir!, cacheKey);
     const done = path.join(cdir, 'cwl-run.output.json');
     if (fs.existsSync(done)) {

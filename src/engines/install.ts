@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,17 +60,29 @@ export async function installFromUrl(ctx: Context, base: string): Promise<string
   return got;
 }
 
-export function installFromApt(ctx: Context): string[] {
+/**
+ * The helper tools (apt-get, dpkg-deb) run through execa, loaded only here:
+ * importing execa costs ~75 ms of CPU, fine for a one-shot setup step, not
+ * for the `run` path (engines are launched with node's spawn).
+ */
+async function tool(cmd: string, args: string[], opts: { cwd?: string; timeout: number }): Promise<{ ok: boolean; why: string }> {
+  const { execa } = await import('execa');
+  const r = await execa(cmd, args, { ...opts, reject: false, stdin: 'ignore', stdout: 'ignore', stripFinalNewline: true });
+  const last = (r.stderr || '').trim().split('\n').slice(-1)[0];
+  return { ok: !r.failed, why: last || (r.shortMessage ?? '') };
+}
+
+export async function installFromApt(ctx: Context): Promise<string[]> {
   const root = path.join(ctx.storeDir, 'engines', 'root');
   const dl = fs.mkdtempSync(path.join(os.tmpdir(), 'userdock-debs-'));
   try {
-    const r = spawnSync('apt-get', ['download', ...ENGINE_PACKAGES], { cwd: dl, encoding: 'utf8', timeout: 300_000 });
-    if (r.status !== 0) throw new UserError(`apt-get download failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-1)[0]}`, 1,
+    const r = await tool('apt-get', ['download', ...ENGINE_PACKAGES], { cwd: dl, timeout: 300_000 });
+    if (!r.ok) throw new UserError(`apt-get download failed: ${r.why}`, 1,
       'give --url=URL of a server with static engine binaries (proot-x86_64), or set USERDOCK_ENGINES_URL');
     fs.mkdirSync(root, { recursive: true });
     for (const deb of fs.readdirSync(dl).filter((f) => f.endsWith('.deb'))) {
-      const x = spawnSync('dpkg-deb', ['-x', path.join(dl, deb), root], { encoding: 'utf8', timeout: 120_000 });
-      if (x.status !== 0) throw new UserError(`dpkg-deb -x ${deb} failed: ${x.stderr.trim()}`, 1);
+      const x = await tool('dpkg-deb', ['-x', path.join(dl, deb), root], { timeout: 120_000 });
+      if (!x.ok) throw new UserError(`dpkg-deb -x ${deb} failed: ${x.why}`, 1);
     }
     return ENGINE_PACKAGES.filter((p) => !p.startsWith('lib'));
   } finally { fs.rmSync(dl, { recursive: true, force: true }); }
@@ -81,9 +92,9 @@ export async function installEngines(ctx: Context, opts: { url?: string; force?:
   let got: string[];
   if (opts.url) got = await installFromUrl(ctx, opts.url);
   else {
-    const hasApt = spawnSync('apt-get', ['--version'], { timeout: 5000 }).status === 0 && spawnSync('dpkg-deb', ['--version'], { timeout: 5000 }).status === 0;
+    const hasApt = (await tool('apt-get', ['--version'], { timeout: 5000 })).ok && (await tool('dpkg-deb', ['--version'], { timeout: 5000 })).ok;
     if (!hasApt) throw new UserError('no apt-get/dpkg-deb on this host and no --url given', EXIT.usage, 'give --url=URL of a server with static engine binaries, or set USERDOCK_ENGINES_URL');
-    got = installFromApt(ctx);
+    got = await installFromApt(ctx);
   }
   loadHostFacts(ctx.storeDir, ctx.env, true); // re-probe with the new binaries
   return got;

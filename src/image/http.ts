@@ -1,18 +1,23 @@
-import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
+import type { Agent, Dispatcher } from 'undici';
 
 /**
- * The HTTP transport of the registry client: node's own http/https with
- * keep-alive agents, loaded lazily (https only for https URLs).
+ * The HTTP transport of the registry client (registry v2 / OCI distribution
+ * API): undici, one keep-alive Agent per process (up to 16 connections per
+ * origin), loaded lazily on the first request, so commands that need no
+ * network (run, or a pull answered by the store) never load it.
  *
- * Why not undici: loading undici's Agent (its modules plus compiling the
- * llhttp WebAssembly parser) costs 55-140 ms of CPU per process on the
- * machines we measured, a third of a whole pull of a two-layer image from a
- * loopback registry. node:http uses the llhttp already built into the binary.
+ * Load cost: undici's package entry pulls in fetch, websocket, cache, mocks
+ * and more (~80 ms CPU here). Only the Agent and the request API are loaded
+ * (~20 ms; the llhttp WebAssembly parser is compiled on the first connection
+ * either way); if undici's file layout ever changes, the package entry point
+ * is the fallback.
  */
 
 export interface Body extends AsyncIterable<Buffer> {
   /** The response stream itself (for 'data' listeners: no promise per chunk). */
-  readonly stream: IncomingMessage;
+  readonly stream: Readable;
   /** Discard the rest (small bodies are drained so the connection is reused). */
   dump(): Promise<void>;
   json(): Promise<unknown>;
@@ -28,75 +33,103 @@ export interface HttpResponse {
 export interface HttpRequest {
   method: 'GET' | 'HEAD';
   headers: Record<string, string>;
-  /** Idle timeout of the socket (connect, headers, body), ms. */
+  /** Idle timeout (connect, headers, between body chunks), ms. */
   timeoutMs: number;
 }
 
-type Mod = { request: typeof import('node:http').request; Agent: typeof HttpAgent };
-const mods: { http?: Mod; https?: Mod } = {};
-const agents: { http?: HttpAgent; https?: HttpAgent } = {};
-
-async function transport(protocol: string): Promise<{ mod: Mod; agent: HttpAgent }> {
-  const key = protocol === 'https:' ? 'https' : 'http';
-  let mod = mods[key];
-  if (!mod) {
-    mod = (key === 'https' ? await import('node:https') : await import('node:http')) as unknown as Mod;
-    mods[key] = mod;
-  }
-  const agent = agents[key] ??= new mod.Agent({ keepAlive: true, maxSockets: 16 });
-  return { mod, agent };
+type RequestOptions = {
+  method: 'GET' | 'HEAD';
+  headers: Record<string, string>;
+  headersTimeout: number;
+  bodyTimeout: number;
+};
+interface Undici {
+  Agent: typeof Agent;
+  request(agent: Agent, url: URL, opts: RequestOptions): Promise<Dispatcher.ResponseData>;
 }
 
+let undici: Undici | undefined;
+
+/** How undici was loaded (for tests and benchmarks). */
+export let undiciLoad: 'deep' | 'entry' | undefined;
+
+async function loadUndici(): Promise<Undici> {
+  if (undici) return undici;
+  try {
+    const req = createRequire(import.meta.url);
+    const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;
+    const apiRequest = req('undici/lib/api/api-request.js') as (this: Agent, o: object) => Promise<Dispatcher.ResponseData>;
+    if (typeof AgentC !== 'function' || typeof apiRequest !== 'function') throw new Error('unexpected undici layout');
+    undici = {
+      Agent: AgentC,
+      request: (agent, u, o) => apiRequest.call(agent, { origin: u.origin, path: u.pathname + u.search, ...o }),
+    };
+    undiciLoad = 'deep';
+  } catch {
+    const m = await import('undici');
+    undici = { Agent: m.Agent, request: (agent, u, o) => m.request(u, { ...o, dispatcher: agent }) };
+    undiciLoad = 'entry';
+  }
+  return undici;
+}
+
+let agent: Agent | undefined;
+
+async function getAgent(timeoutMs: number): Promise<{ u: Undici; agent: Agent }> {
+  const u = await loadUndici();
+  agent ??= new u.Agent({ connections: 16, connectTimeout: Math.min(timeoutMs, 30_000), keepAliveTimeout: 10_000 });
+  return { u, agent };
+}
+
+/** Drain at most this much of an unwanted body (so the connection is reused); destroy bigger ones. */
 const DRAIN_LIMIT = 128 * 1024;
 
-function wrapBody(res: IncomingMessage, req: ClientRequest): Body {
+type UndiciBody = Dispatcher.ResponseData['body'] & Readable;
+
+function wrapBody(b: UndiciBody): Body {
   return {
-    stream: res,
-    [Symbol.asyncIterator]: () => res[Symbol.asyncIterator]() as AsyncIterator<Buffer>,
-    destroy: (err?: Error) => { res.destroy(err); req.destroy(); },
-    dump: () => new Promise<void>((resolve) => {
-      if (res.complete || res.destroyed) { resolve(); return; }
-      const len = Number(res.headers['content-length']);
-      if (!Number.isFinite(len) || len > DRAIN_LIMIT) { res.destroy(); req.destroy(); resolve(); return; }
-      res.once('end', resolve);
-      res.once('close', resolve);
-      res.once('error', () => resolve());
-      res.resume();
-    }),
-    json: async () => {
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    stream: b,
+    [Symbol.asyncIterator]: () => b[Symbol.asyncIterator]() as AsyncIterator<Buffer>,
+    destroy: (err?: Error) => { b.destroy(err); },
+    dump: async () => {
+      if (b.readableEnded || b.destroyed) return;
+      await b.dump({ limit: DRAIN_LIMIT }).catch(() => undefined);
     },
+    json: () => b.json(),
   };
 }
 
-function timeoutError(ms: number): Error {
-  return Object.assign(new Error(`no data for ${ms / 1000} s`), { code: 'ETIMEDOUT' });
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+
+/** undici's timeouts as ETIMEDOUT, like the rest of node (messages name the limit). */
+function mapError(e: unknown, ms: number): unknown {
+  const code = (e as { code?: string } | null)?.code;
+  if (code && TIMEOUT_CODES.has(code)) {
+    return Object.assign(new Error(`no data for ${ms / 1000} s`, { cause: e }), { code: 'ETIMEDOUT' });
+  }
+  return e;
 }
 
 /** One request; resolves when the response headers arrive. */
 export async function httpRequest(url: string | URL, opts: HttpRequest): Promise<HttpResponse> {
   const u = typeof url === 'string' ? new URL(url) : url;
-  const { mod, agent } = await transport(u.protocol);
-  return new Promise<HttpResponse>((resolve, reject) => {
-    const req = mod.request(u, { method: opts.method, headers: opts.headers, agent });
-    req.setTimeout(opts.timeoutMs, () => req.destroy(timeoutError(opts.timeoutMs)));
-    req.once('error', reject);
-    req.once('response', (res) => {
-      // Errors while the body is read surface through the body stream.
-      req.off('error', reject);
-      req.on('error', () => undefined);
-      resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: wrapBody(res, req) });
+  const { u: und, agent: a } = await getAgent(opts.timeoutMs);
+  // undici frees a connection for the next request a turn of the event loop
+  // after the previous body ended: without this, a request that follows a
+  // dump() or a read body at once opens a new connection (a TLS handshake).
+  await new Promise(setImmediate);
+  try {
+    const res = await und.request(a, u, {
+      method: opts.method, headers: opts.headers, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs,
     });
-    req.end();
-  });
+    return { statusCode: res.statusCode, headers: res.headers, body: wrapBody(res.body as UndiciBody) };
+  } catch (e) {
+    throw mapError(e, opts.timeoutMs);
+  }
 }
 
 /** Close idle connections so the process can exit promptly. */
-export function closeConnections(): void {
-  for (const k of ['http', 'https'] as const) {
-    agents[k]?.destroy();
-    agents[k] = undefined;
-  }
+export async function closeConnections(): Promise<void> {
+  const a = agent; agent = undefined;
+  if (a) await a.destroy().catch(() => undefined);
 }

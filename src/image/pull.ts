@@ -361,7 +361,7 @@ class Puller {
         res.once('error', fail);
         res.once('end', () => { try { flush(); resolve(); } catch (e) { reject(e); } });
         // A close without 'end' is a truncated body (the error, if any, came first).
-        res.once('close', () => { if (!res.complete) fail(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' })); });
+        res.once('close', () => { if (!res.readableEnded) fail(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' })); });
       });
     } catch (e) {
       if (!(e instanceof UserError)) { try { flush(); } catch { /* the disk error is reported below */ } }

@@ -62,7 +62,7 @@ function timeoutMs(env: NodeJS.ProcessEnv): number {
 
 /** Close idle connections so the process can exit promptly. */
 export async function closeAgent(): Promise<void> {
-  closeConnections();
+  await closeConnections();
 }
 
 export function header(h: Response['headers'], name: string): string | undefined {

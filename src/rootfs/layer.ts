@@ -399,24 +399,31 @@ export class TreeWriter {
         }).catch(fail);
       };
 
+      // Not re-entrant: entry.resume() inside this.entry() makes the parser
+      // emit the next entry synchronously; it is only queued then.
+      let draining = false;
       const drain = () => {
-        while (held.length && !failed) {
-          const e = held[0];
-          try {
-            this.entry(e, touched, opaque);
-          } catch (x) {
-            if (x instanceof WaitFor) {
-              waiting = true;
-              x.done.then(() => { waiting = false; if (!failed) drain(); });
+        if (draining) return;
+        draining = true;
+        try {
+          while (held.length && !failed) {
+            const e = held[0];
+            try {
+              this.entry(e, touched, opaque);
+            } catch (x) {
+              if (x instanceof WaitFor) {
+                waiting = true;
+                x.done.then(() => { waiting = false; if (!failed) drain(); });
+                return;
+              }
+              held.shift();
+              e.resume();
+              fail(x);
               return;
             }
             held.shift();
-            e.resume();
-            fail(x);
-            return;
           }
-          held.shift();
-        }
+        } finally { draining = false; }
         finish();
       };
 

@@ -2,10 +2,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as transport from '../../src/image/http.js';
 import { closeConnections, httpRequest } from '../../src/image/http.js';
 import { isNetworkError } from '../../src/image/registry.js';
 
-/** The registry client's transport (node:http): bodies, HEAD, timeouts, truncation. */
+/** The registry client's transport (undici): lazy loading, bodies, HEAD, keep-alive, timeouts, truncation. */
 let server: http.Server;
 let base: string;
 const sockets = new Set<import('node:net').Socket>();
@@ -26,6 +27,8 @@ before(async () => {
     } else if (u.pathname === '/truncated') {
       res.writeHead(200, { 'content-length': '100000' });
       res.write(Buffer.alloc(5000), () => res.socket?.destroy());
+    } else if (u.pathname === '/json') {
+      res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}');
     } else {
       res.writeHead(500); res.end();
     }
@@ -36,30 +39,43 @@ before(async () => {
 });
 
 after(async () => {
-  closeConnections();
+  await closeConnections();
   for (const s of sockets) s.destroy();
   await new Promise((r) => server.close(r));
 });
 
 const opts = (method: 'GET' | 'HEAD' = 'GET', timeoutMs = 5000) => ({ method, headers: { 'user-agent': 'test' }, timeoutMs });
 
+test('undici is loaded on the first request only, through its deep modules', async () => {
+  assert.equal(transport.undiciLoad, undefined);
+  const r = await httpRequest(`${base}/small`, opts());
+  await r.body.dump();
+  assert.equal(transport.undiciLoad, 'deep');
+});
+
 test('GET streams the whole body; HEAD has none; dump lets the connection be reused', async () => {
+  let conns = 0;
+  const count = () => { conns++; };
+  server.on('connection', count);
   const r = await httpRequest(`${base}/data`, opts());
   assert.equal(r.statusCode, 200);
   assert.equal(r.headers['docker-content-digest'], 'sha256:x');
   let n = 0;
   for await (const c of r.body) { n += c.length; assert.ok(c.every((b) => b === 7)); }
   assert.equal(n, 300_000);
-  const h = await httpRequest(`${base}/data`, opts('HEAD'));
-  assert.equal(h.statusCode, 200);
-  assert.equal(h.headers['content-length'], '300000');
-  await h.body.dump();
   const s = await httpRequest(`${base}/small`, opts());
   assert.equal(s.statusCode, 404);
   await s.body.dump();
   const again = await httpRequest(`${base}/small`, opts());
   assert.equal(again.statusCode, 404);
   await again.body.dump();
+  server.off('connection', count);
+  assert.equal(conns, 0, `${conns} new connections for 3 sequential requests after the first`);
+  // (undici closes the connection after a HEAD, against servers that send a body anyway.)
+  const h = await httpRequest(`${base}/data`, opts('HEAD'));
+  assert.equal(h.statusCode, 200);
+  assert.equal(h.headers['content-length'], '300000');
+  await h.body.dump();
 });
 
 test('a server that never answers times out with a network error', async () => {
@@ -87,4 +103,19 @@ test('connection refused is a network error', async () => {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   await assert.rejects(httpRequest(`http://127.0.0.1:${port}/`, opts()), (e: unknown) => isNetworkError(e));
+});
+
+test('the stream: data events, and a cut-short body closes without ending', async () => {
+  const t = await httpRequest(`${base}/truncated`, opts());
+  let n = 0;
+  const outcome = await new Promise<string>((resolve) => {
+    t.body.stream.on('data', (c: Buffer) => { n += c.length; });
+    t.body.stream.once('end', () => resolve('end'));
+    t.body.stream.once('error', () => undefined);
+    t.body.stream.once('close', () => resolve(t.body.stream.readableEnded ? 'end' : 'cut'));
+  });
+  assert.equal(outcome, 'cut');
+  assert.ok(n < 100_000);
+  const j = await httpRequest(`${base}/json`, opts());
+  assert.deepEqual(await j.body.json(), { ok: true });
 });
