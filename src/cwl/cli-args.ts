@@ -7,7 +7,7 @@ import type { Json, Process } from './load.js';
 export interface Opts {
   outdir?: string; tmpdirPrefix?: string; tmpOutdirPrefix?: string; basedir?: string;
   quiet: boolean; debug: boolean; validate: boolean; noContainer: boolean; defaultContainer?: string;
-  engine?: string; pull: 'missing' | 'never' | 'always'; parallel: boolean; cachedir?: string; version: boolean; help: boolean;
+  engine?: string; pull: 'missing' | 'never' | 'always'; parallel: boolean; jobs?: string; onError?: string; cachedir?: string; version: boolean; help: boolean;
   positional: string[]; toolArgs: string[];
 }
 
