@@ -91,7 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Schema validation (cwl-ts-auto, v1.2 documents): errors name file:line and stop the run.
-  await validateWithCwlTsAuto(proc, dbg);
+  // Workflows: cwl-ts-auto rejects some valid workflow documents (secondaryFiles on workflow inputs); cwl-run's loader checks them.
+  await validateWithCwlTsAuto(proc, dbg, proc.class === 'Workflow');
   const jobDir = o.basedir ? path.resolve(o.basedir) : jobDir0;
   const cliInputs = resolveLocations(parseToolArgs(proc, o.toolArgs, process.cwd()), process.cwd());
   const job = { ...resolveLocations(jobObj, jobDir), ...cliInputs };

@@ -8,13 +8,13 @@ import { EXIT, UsageError, UserError } from '../errors.js';
 import { openStore, type Image, type ImageConfig, type Store } from '../image/store.js';
 import { parseReference } from '../image/reference.js';
 import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
-import { splitVolume, parseMount } from '../isolation/volumes.js';
+import { splitVolume, parseMount, createNestedMountpoints } from '../isolation/volumes.js';
 import { runProfile } from '../engines/index.js';
 import { parseEngineId } from '../engines/ladder.js';
+import { findContainer, imageRootfs, createContainer, removeContainer, updateContainer } from '../rootfs/index.js';
 
 // Loaded on demand: the image module (registry client) costs ~0.3 s to import, which `run --rootfs` never needs.
 const images = () => import('../image/index.js');
-const rootfs = () => import('../rootfs/index.js');
 
 const RUN_SPEC: Record<string, OptSpec> = {
   volume: { kind: 'list', aliases: ['-v'] },
@@ -85,35 +85,10 @@ interface Target { rootfs: string; writable: boolean; config?: ImageConfig['conf
 // ------------------------------------------------------------------ hot path
 //
 // `run CONTAINER` and `run IMAGE` with the image and its pristine tree present
-// must not pay for the registry client (src/image/index) or the layer
-// extractor (src/rootfs imports tar and fzstd: ~60 ms). These lookups read the
-// store directly: authoritative for containers (same rules as
-// rootfs.findContainer), a fast path with fallback for images and trees.
-
-interface StoredContainer { id: string; names?: string[]; image?: string; imageDigest?: string; execmode?: string; created?: string }
-
-/** rootfs.findContainer's rules (exact id, then name, then a unique id prefix of >= 4) without importing src/rootfs. */
-export function lookupContainer(store: Store, idOrName: string): (StoredContainer & { rootfs: string }) | undefined {
-  const dir = store.containersDir;
-  const read = (id: string): (StoredContainer & { rootfs: string }) | undefined => {
-    try {
-      const c = JSON.parse(fs.readFileSync(path.join(dir, id, 'container.json'), 'utf8')) as StoredContainer;
-      return c.id === id ? { ...c, rootfs: path.join(dir, id, 'ROOT') } : undefined;
-    } catch { return undefined; }
-  };
-  if (!idOrName.includes('/') && !idOrName.startsWith('.')) { const hit = read(idOrName); if (hit) return hit; }
-  let ids: string[] = [];
-  try { ids = fs.readdirSync(dir).filter((n) => !n.startsWith('.')); } catch { return undefined; }
-  const all = ids.map(read).filter((c): c is StoredContainer & { rootfs: string } => !!c)
-    .sort((a, b) => (a.created ?? '').localeCompare(b.created ?? ''));
-  const named = all.find((c) => (c.names ?? []).includes(idOrName));
-  if (named) return named;
-  if (idOrName.length >= 4) {
-    const pre = all.filter((c) => c.id.startsWith(idOrName));
-    if (pre.length === 1) return pre[0];
-  }
-  return undefined;
-}
+// must not pay for the registry client (src/image/index, loaded on demand
+// below). src/rootfs is imported statically: it loads its layer extractor
+// (tar, fzstd) only when it has to extract, so finding a container or a
+// present pristine tree through it costs a stat or two.
 
 /** An image by manifest digest, reading its two JSON blobs once. */
 function imageByDigest(store: Store, name: string, digest: string): Image | undefined {
@@ -133,35 +108,6 @@ function imageByName(store: Store, what: string): Image | undefined {
   try { return store.loadImage(ref); } catch { return undefined; }
 }
 
-/**
- * Where rootfs.imageRootfs keeps an image's pristine tree, when that tree is
- * already there (mirrors rootfs.rootfsDir: USERDOCK_ROOTFS_DIR, config.json
- * "rootfsDir", node-local tmp for a store on Lustre/NFS/GPFS, else the store).
- * undefined: let src/rootfs decide (and extract).
- */
-function presentPristine(ctx: Context, image: Image): string | undefined {
-  const hex = image.ref.digest.replace(/^sha256:/, '');
-  let base: string | undefined;
-  if (ctx.env.USERDOCK_ROOTFS_DIR) base = path.resolve(ctx.env.USERDOCK_ROOTFS_DIR);
-  else {
-    let cfg: { rootfsDir?: unknown } | undefined;
-    try { cfg = JSON.parse(fs.readFileSync(path.join(ctx.configDir, 'config.json'), 'utf8')) as { rootfsDir?: unknown }; } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
-    }
-    if (cfg?.rootfsDir !== undefined) {
-      if (typeof cfg.rootfsDir !== 'string' || !cfg.rootfsDir) return undefined;
-      base = path.resolve(ctx.configDir, cfg.rootfsDir.replace(/^~(?=\/|$)/, ctx.env.HOME ?? os.homedir()));
-    } else {
-      let t: number | undefined;
-      try { t = fs.statfsSync(ctx.storeDir).type; } catch { return undefined; }
-      if (t === 0x0bd00bd0 || t === 0x6969 || t === 0x47504653) return undefined; // shared fs: node-local tree, src/rootfs knows where
-      base = path.join(ctx.storeDir, 'rootfs');
-    }
-  }
-  const tree = path.join(base, hex, 'rootfs');
-  return fs.statSync(tree, { throwIfNoEntry: false })?.isDirectory() ? tree : undefined;
-}
-
 async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: string) => void): Promise<Target> {
   const rootfsOpt = str(p, 'rootfs');
   if (rootfsOpt) {
@@ -170,7 +116,7 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
     return { rootfs: r, writable: false };
   }
   const store = openStore(ctx.storeDir);
-  const c = lookupContainer(store, what);
+  const c = findContainer(ctx, what);
   if (c) {
     const img = (c.imageDigest ? imageByDigest(store, c.image ?? '', c.imageDigest) : undefined)
       ?? (c.image ? imageByName(store, c.image) ?? (await images()).findImage(store, c.image) : undefined);
@@ -187,12 +133,10 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
   mark(`image ${image.ref.name}`);
   const name = str(p, 'name');
   if (name) {
-    const created = await (await rootfs()).createContainer(ctx, image, { name });
+    const created = await createContainer(ctx, image, { name });
     return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id };
   }
-  const present = presentPristine(ctx, image);
-  if (present) debug(ctx, `pristine tree ${present} present: not extracting`);
-  return { rootfs: present ?? await (await rootfs()).imageRootfs(ctx, image), writable: false, config: image.config.config };
+  return { rootfs: await imageRootfs(ctx, image), writable: false, config: image.config.config };
 }
 
 async function runCmd(ctx: Context, argv: string[]): Promise<number> {
@@ -214,6 +158,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   }
   for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }
   const binds = orderedBinds(argv, p);
+  createNestedMountpoints(binds);
   const target = await resolveTarget(ctx, what, p, mark);
   mark(`target ${target.rootfs}`);
   const shm = str(p, 'shm-size');
@@ -247,7 +192,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     return await runProfile(ctx, profile, { engine, execmode: target.execmode, mark });
   } finally {
     if (bool(p, 'rm') && target.containerId) {
-      try { await (await rootfs()).removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
+      try { await removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
         process.stderr.write(`userdock run: warning: --rm: ${(e as Error).message}\n`);
       }
     }
@@ -285,7 +230,6 @@ async function setupCmd(ctx: Context, argv: string[]): Promise<number> {
     did = true;
   }
   const mode = str(p, 'execmode');
-  const { findContainer, updateContainer } = await rootfs();
   if (mode !== undefined) {
     const id = parseEngineId(mode, '--execmode');
     const name = p.positional[0];

@@ -63,7 +63,7 @@ export function parseCli(argv: string[]): Opts {
  * `--rec.field` (nested: `--rec.sub.field`), arrays by repeating the option
  * (or several values after one option), booleans as bare flags.
  */
-interface ToolOpt { flag: string; path: string[]; type: Json; doc?: string; required: boolean; defaultValue?: Json }
+interface ToolOpt { flag: string; path: string[]; type: Json; doc?: string; required: boolean; defaultValue?: Json; hidden?: boolean }
 
 function nonNull(t: Json): Json[] { return (Array.isArray(t) ? t : [t]).filter((x: Json) => x !== 'null'); }
 function optFlag(id: string): string { return id.length === 1 ? `-${id}` : `--${id}`; }
@@ -75,6 +75,8 @@ export function toolOptions(proc: Process): ToolOpt[] {
     const ts = nonNull(type);
     const single = ts.length === 1 ? ts[0] : undefined;
     if (single && typeof single === 'object' && single.type === 'record' && depth < 8) {
+      // the whole record as one JSON/YAML value (not in --help): --rec '{"a": 1}'
+      out.push({ flag: optFlag(names.join('.')), path: names, type: single, required: false, hidden: true });
       for (const f of single.fields ?? []) add([...names, f.name], f.type, f.doc, required && !(Array.isArray(f.type) && f.type.includes('null')), def?.[f.name], depth + 1);
       return;
     }
@@ -101,7 +103,7 @@ function typeWord(t: Json): string {
 
 /** `cwl-run PROCESS --help`: the tool's inputs as options. */
 export function toolHelp(proc: Process, name: string): string {
-  const opts = toolOptions(proc);
+  const opts = toolOptions(proc).filter((o) => !o.hidden);
   const usage = opts.map((o) => {
     const t = nonNull(o.type)[0];
     const s = t === 'boolean' ? o.flag : `${o.flag} ${typeWord(o.type)}`;
@@ -129,6 +131,7 @@ export function toolHelp(proc: Process, name: string): string {
 export function parseToolArgs(proc: Process, args: string[], baseDir: string): Json {
   const opts = toolOptions(proc);
   const out: Json = {};
+  // record fields given one by one fill in a record given whole (set() merges into it)
   const find = (flag: string): ToolOpt | undefined => opts.find((o) => o.flag === flag) ?? opts.find((o) => norm(o.flag) === norm(flag));
   const set = (o: ToolOpt, v: Json, append: boolean): void => {
     let obj = out;

@@ -81,6 +81,10 @@ export class Evaluator {
         i += mm[0].length;
       } else throw new ExprError(`invalid parameter reference $(${ref})`);
       if (cur === null || cur === undefined) throw new ExprError(`parameter reference $(${ref}): cannot take '${key}' of null`);
+      // like cwltool: naming an input the process does not declare is an error
+      if (cur === (env as any).inputs && m[1] === 'inputs' && typeof key === 'string' && cur && typeof cur === 'object' && !Array.isArray(cur) && !(key in cur)) {
+        throw new ExprError(`parameter reference $(${ref}): there is no input "${key}"`);
+      }
       if (key === 'length' && Array.isArray(cur)) cur = cur.length;
       else cur = cur[key as any];
     }

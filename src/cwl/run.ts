@@ -58,7 +58,7 @@ export async function runExpressionTool(proc: Process, job: Json, jobDir: string
     let v = (res as Json)[p.id] ?? null;
     v = resolveRelative(v, outHost);
     v = finishOutputObject(v, outHost);
-    if (!matches(p.type, v, proc)) throw new UserError(`output "${p.id}": expected ${describeType(p.type)}, got ${JSON.stringify(v)?.slice(0, 200)}`, EXIT.fail);
+    if (!matches(p.type, v, proc) && !(p.type === 'Any' && v === null)) throw new UserError(`output "${p.id}": expected ${describeType(p.type)}, got ${JSON.stringify(v)?.slice(0, 200)}`, EXIT.fail);
     output[p.id] = v;
   }
   return { status: 'success', output, outdir: outHost };

@@ -4,14 +4,14 @@ import path from 'node:path';
 import { UserError, EXIT } from '../errors.js';
 import {
   loadProcess, processFromDoc, shortname, getReq, where, ValidationError, UnsupportedError,
-  type Json, type Process, type Requirement,
+  type Json, type Process, type Requirement, type SecondaryFile,
 } from './load.js';
 import { executeProcess, registerExecutor } from './run.js';
 import { makeEvaluator, mkTemp, tempDirs, type ExecOptions, type ExecResult } from './tool.js';
 import { buildInputs, resolveLocations } from './inputs.js';
 import { finishOutputObject, relocateOutputs } from './outputs.js';
-import { readContents } from './files.js';
-import { matches, describeType } from './types.js';
+import { readContents, substitute } from './files.js';
+import { matches, describeType, pickType } from './types.js';
 import { mergeLinks, pickValue, WorkflowError, type LinkMerge, type PickValue } from './wf/links.js';
 import { planScatter, shapeResults, runPool, type ScatterMethod } from './scatter.js';
 import { Limiter, runGraph, findCycle, type OnError } from './wf/graph.js';
@@ -98,10 +98,75 @@ function loadStepRun(wf: Process, stepRaw: Json, stepId: string, reqs: Requireme
   } else if (run && typeof run === 'object') {
     child = processFromDoc(run, wf.file, undefined, { cwlVersion: wf.cwlVersion, namespaces: wf.namespaces }, lo);
   } else throw new ValidationError(`${where(stepRaw, wf.file)}: step "${stepId}" needs "run"`);
+  checkVersionSyntax(child);
   const own = child.requirements.slice(0, child.requirements.length - inherited.length);
   child.requirements = [...inherited, ...own];
   child.hints = [...hints, ...child.hints];
   return child;
+}
+
+/** Documents marked v1.0/v1.1 may not use v1.2-only syntax (cwltool rejects them the same way). */
+function checkVersionSyntax(p: Process): void {
+  const v = p.cwlVersion;
+  if (V12(v)) return;
+  const bad = (msg: string): never => { throw new ValidationError(`${p.file}: ${msg} is not allowed in a ${v} document`); };
+  const v10 = v === 'v1.0' || v.startsWith('v1.0.');
+  if (v10) {
+    for (const q of [...p.inputs, ...p.outputs]) {
+      for (const sf of listify(q.raw?.secondaryFiles)) if (sf && typeof sf === 'object') bad(`secondaryFiles with "pattern"/"required" (input or output "${q.id}")`);
+    }
+  }
+  for (const r of [...p.requirements, ...p.hints]) {
+    if (r.class !== 'ResourceRequirement') continue;
+    for (const [k, x] of Object.entries(r)) if (k !== 'class' && typeof x === 'number' && !Number.isInteger(x)) bad(`a fractional ResourceRequirement ${k}`);
+  }
+  if (p.class === 'Workflow') {
+    for (const st of mapOrList(p.raw.steps, 'steps', p.file)) {
+      if (st?.when !== undefined) bad('"when" on a step');
+      for (const i of mapOrList(st?.in, 'in', p.file)) if (i?.pickValue !== undefined) bad('"pickValue"');
+    }
+    for (const o of p.outputs) if (o.raw?.pickValue !== undefined) bad('"pickValue"');
+  }
+}
+
+/**
+ * Inside a workflow, a tool's required secondaryFiles must come with the
+ * File (declared on the workflow input or produced by the upstream step);
+ * they are not looked up next to it on disk, as cwltool does.
+ */
+function requireSecondaries(proc: Process, inputs: Json, what: string): void {
+  const walk = (t: Json, sfs: SecondaryFile[] | undefined, v: Json): void => {
+    if (v === null || v === undefined) return;
+    if (Array.isArray(t)) t = pickType(t, v, proc);
+    if (!t) return;
+    if (Array.isArray(v)) { for (const x of v) walk(t?.type === 'array' ? t.items : 'Any', sfs, x); return; }
+    if (typeof v !== 'object') return;
+    if (v.class === 'File') {
+      for (const sf of sfs ?? []) {
+        if (typeof sf.pattern !== 'string' || sf.pattern.includes('$(') || sf.pattern.includes('${')) continue;
+        if (!(sf.required === null || sf.required === undefined || sf.required === true)) continue;
+        const want = substitute(v.basename ?? path.basename(v.path ?? ''), sf.pattern);
+        if (!(v.secondaryFiles ?? []).some((x: Json) => (x.basename ?? path.basename(x.path ?? x.location ?? '')) === want)) {
+          throw new WorkflowError(`${what}: missing required secondary file ${want} of ${v.path ?? v.basename}`);
+        }
+      }
+      return;
+    }
+    if (t?.type === 'record') for (const f of t.fields) walk(f.type, f.secondaryFiles, v[f.name]);
+  };
+  for (const p of proc.inputs) walk(p.type, p.secondaryFiles, inputs[p.id]);
+}
+
+/** Directories passed between steps lose their listing: the next step lists them again as its loadListing says. */
+function dropListings(v: Json): Json {
+  if (Array.isArray(v)) return v.map(dropListings);
+  if (!v || typeof v !== 'object') return v;
+  if (v.class === 'Directory' && v.path && v.listing !== undefined) { const o = { ...v }; delete o.listing; return o; }
+  if (v.class === 'File') return v.secondaryFiles ? { ...v, secondaryFiles: dropListings(v.secondaryFiles) } : v;
+  let changed = false;
+  const o: Json = {};
+  for (const [k, x] of Object.entries(v)) { const y = dropListings(x); if (y !== x) changed = true; o[k] = y; }
+  return changed ? o : v;
 }
 
 function parseSourceRef(s: string): string {
@@ -256,7 +321,7 @@ async function execWorkflow(wf: Process, job: Json, jobDir: string, opts: WfOpts
     // 1. source / linkMerge / pickValue / default
     const sin: Json = {};
     for (const i of step.ins) {
-      let v = gather(i, values, `${what} input "${i.id}"`);
+      let v = dropListings(gather(i, values, `${what} input "${i.id}"`));
       if ((v === null || v === undefined) && i.hasDefault) v = resolveLocations(structuredClone(i.default), wf.baseDir);
       sin[i.id] = v ?? null;
     }
@@ -270,6 +335,7 @@ async function execWorkflow(wf: Process, job: Json, jobDir: string, opts: WfOpts
       }
       if (sh.controller.signal.aborted) throw new WorkflowError(`${what}: not started (workflow stopping)`);
       const leaf = step.run.class !== 'Workflow';
+      if (step.run.class === 'CommandLineTool') requireSecondaries(step.run, jobIn, what);
       if (leaf) await warm(step.run, opts, sh);
       const exec = (): Promise<ExecResult> => executeProcess(step.run, jobIn, wf.baseDir, { ...opts, signal: sh.controller.signal } as WfOpts);
       const res = leaf ? await sh.limiter.run(exec) : await exec();

@@ -12,7 +12,7 @@ import type { Agent, Dispatcher } from 'undici';
  * and more (~80 ms CPU here). Only the Agent and the request API are loaded
  * (~20 ms; the llhttp WebAssembly parser is compiled on the first connection
  * either way); if undici's file layout ever changes, the package entry point
- * is the fallback.
+ * is the fallback. Per-pull overhead over node:http, measured: ~+30 ms CPU.
  */
 
 export interface Body extends AsyncIterable<Buffer> {
@@ -55,6 +55,14 @@ export let undiciLoad: 'deep' | 'entry' | undefined;
 
 async function loadUndici(): Promise<Undici> {
   if (undici) return undici;
+  // undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it
+  // with Liftoff, then re-compiles the hot functions with TurboFan: that
+  // tier-up cost ~85 ms of CPU per pull (measured on deb2) and buys nothing
+  // here, since the body bytes are handed on as spans, not parsed. Liftoff
+  // only, for this process (no other WebAssembly runs in it).
+  if (process.env.USERDOCK_WASM_TIERUP !== '1') {
+    try { (await import('node:v8')).setFlagsFromString('--liftoff-only'); } catch { /* an unknown flag: keep the default */ }
+  }
   try {
     const req = createRequire(import.meta.url);
     const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;

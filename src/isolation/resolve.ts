@@ -41,6 +41,8 @@ export function resolveContainerPath(rootfs: string, ops: MountOp[], p: string, 
     let st: fs.Stats | undefined;
     try { st = fs.lstatSync(loc.host); } catch { st = undefined; }
     if (!st) {
+      // a directory missing from the image on the way to a mount target is made as a mount point
+      if (i < parts.length - 1 && ops.some((o) => o.target.startsWith(next + '/'))) { cur = next; continue; }
       return { cpath: path.posix.join(next, ...parts.slice(i + 1)), loc: { kind: 'missing' } };
     }
     if (st.isSymbolicLink() && (followLast || i < parts.length - 1)) {

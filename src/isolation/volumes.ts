@@ -94,3 +94,30 @@ function csvFields(s: string): string[] | undefined {
   out.push(cur);
   return out;
 }
+
+/**
+ * Docker creates the mount point of a bind that lies inside another bind
+ * (`-v /h/out:/o -v /h/in.txt:/o/sub/in.txt`) in the outer bind's host
+ * directory: here `/h/out/sub/` and an empty `/h/out/sub/in.txt`. cwltool
+ * relies on that (relink_initialworkdir symlinks over those mount points after
+ * the step), so do the same before any engine starts. Best effort: a mount
+ * point that cannot be made is left to the engine.
+ */
+export function createNestedMountpoints(binds: BindOp[]): void {
+  for (const b of binds) {
+    let outer: BindOp | undefined;
+    for (const o of binds) {
+      if (o === b || !b.target.startsWith(o.target + '/')) continue;
+      if (!outer || o.target.length > outer.target.length) outer = o;
+    }
+    if (!outer) continue;
+    try {
+      if (!fs.statSync(outer.source).isDirectory()) continue;
+      const hostPoint = path.join(outer.source, b.target.slice(outer.target.length + 1));
+      if (fs.lstatSync(hostPoint, { throwIfNoEntry: false })) continue;
+      fs.mkdirSync(path.dirname(hostPoint), { recursive: true });
+      if (fs.statSync(b.source).isDirectory()) fs.mkdirSync(hostPoint);
+      else fs.closeSync(fs.openSync(hostPoint, 'a'));
+    } catch { /* best effort */ }
+  }
+}

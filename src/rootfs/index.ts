@@ -8,8 +8,15 @@ import { UserError, UsageError } from '../errors.js';
 import { withLock } from '../lock.js';
 import { openStore, writeFileAtomic, type Image, type Manifest, type Store } from '../image/store.js';
 import type { Context } from '../cli/context.js';
-import { decompressStream } from './decompress.js';
-import { TreeWriter, type ApplyOptions } from './layer.js';
+import type { ApplyOptions } from './layer.js';
+
+// The extractor (tar, fzstd: ~50-60 ms to import) is loaded only by the
+// functions that extract, so finding containers and trees stays cheap for
+// `run` (src/cli/run-commands.ts imports this module on its hot path).
+const extractor = async () => {
+  const [{ decompressStream }, { TreeWriter }] = await Promise.all([import('./decompress.js'), import('./layer.js')]);
+  return { decompressStream, TreeWriter };
+};
 
 /**
  * Root filesystems.
@@ -175,6 +182,7 @@ export function removeTree(p: string): void {
 
 /** Apply a manifest's layers, in order, to dest. */
 export async function extractLayers(store: Store, manifest: Manifest, dest: string, opts: ApplyOptions & { name?: string } = {}): Promise<void> {
+  const { decompressStream, TreeWriter } = await extractor();
   const writer = new TreeWriter(dest, opts);
   for (const [i, layer] of manifest.layers.entries()) {
     const label = `layer ${i + 1}/${manifest.layers.length} ${layer.digest}${opts.name ? ` of ${opts.name}` : ''}`;
@@ -187,8 +195,9 @@ export async function extractLayers(store: Store, manifest: Manifest, dest: stri
 }
 
 /** Apply one (possibly compressed) tar stream to a new or existing tree. */
-export function extractStream(input: Readable, dest: string, opts: ApplyOptions = {}): Promise<unknown> {
+export async function extractStream(input: Readable, dest: string, opts: ApplyOptions = {}): Promise<unknown> {
   fs.mkdirSync(dest, { recursive: true });
+  const { decompressStream, TreeWriter } = await extractor();
   return new TreeWriter(dest, opts).apply(decompressStream(input, undefined, opts.label ?? 'tarball'));
 }
 
@@ -289,6 +298,12 @@ export function listContainers(ctx: Context): Container[] {
 }
 
 export function findContainer(ctx: Context, idOrName: string): Container | undefined {
+  // Fast path (`run CONTAINER-ID`): one read instead of every container.json.
+  // Same answer as the scan: the scan keeps exactly the dirs whose container.json has id === dir name.
+  if (idOrName && !idOrName.includes('/') && !idOrName.startsWith('.')) {
+    const c = readContainer(path.join(containersDir(ctx), idOrName));
+    if (c && c.id === idOrName) return c;
+  }
   const all = listContainers(ctx);
   const exact = all.find((c) => c.id === idOrName) ?? all.find((c) => c.names.includes(idOrName));
   if (exact) return exact;

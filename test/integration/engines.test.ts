@@ -5,9 +5,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { userdock, userTempDir, testUser } from '../support/user.js';
+import { spawn } from 'node:child_process';
+import { userdock, userdockBin, userEnv, userTempDir, testUser, REPO, type RunResult } from '../support/user.js';
 import { busyboxTree } from './run-tree.js';
+
+const WITHOUT_USERNS = path.join(REPO, 'test', 'support', 'without-userns.sh');
 
 let bbRoot: string;
 before(() => { testUser(); bbRoot = busyboxTree(); });
@@ -41,30 +43,71 @@ test('simulated no-ptrace host (USERDOCK_HOSTFACTS): the ladder falls to U1', as
   assert.match(p.stderr, /ptrace is not permitted/);
 });
 
-test('user namespaces disabled for real (sysctl user.max_user_namespaces=0): U1 refused clearly, PRoot still runs', async (t) => {
-  const store = userTempDir('udstore');
-  const old = fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim();
-  try {
-    execFileSync('sysctl', ['-q', 'user.max_user_namespaces=0'], { stdio: 'pipe' });
-  } catch (e) {
-    t.skip(`cannot change the sysctl here: ${(e as Error).message.split('\n')[1] ?? ''}`);
+/**
+ * Run `userdock ARGS` as the test user with user namespaces really disabled:
+ * test/support/without-userns.sh (started as root: it enters a root-owned
+ * user namespace, sets the per-namespace user.max_user_namespaces to 0 there,
+ * then drops to the test user's uid/gid). The host's sysctl is untouched.
+ */
+function withoutUserns(cmd: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+  const u = testUser();
+  const child = spawn('bash', [WITHOUT_USERNS, String(u.uid), String(u.gid), ...cmd],
+    { env: userEnv(opts.env), cwd: u.home, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: Buffer[] = []; const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdoutBuf = Buffer.concat(out);
+      resolve({ code, signal, stdout: stdoutBuf.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBuf });
+    });
+  });
+}
+
+test('user namespaces disabled for real (per-namespace user.max_user_namespaces=0): U1 refused clearly, PRoot still runs', async (t) => {
+  // The harness itself: inside, the test user sees the sysctl at 0 and cannot make a user namespace.
+  const pre = await withoutUserns(['sh', '-c', 'id -u; cat /proc/sys/user/max_user_namespaces; unshare -U true && echo userns-ok || echo userns-refused']);
+  if (pre.code !== 0 && /unshare failed|Operation not permitted/.test(pre.stderr) && !pre.stdout) {
+    t.skip(`cannot build the no-userns harness here: ${pre.stderr.trim().split('\n').pop()}`);
     return;
   }
-  try {
-    const u = await userdock([`--repo=${store}`, 'run', '--engine=U1', `--rootfs=${bbRoot}`, '/bin/true'], { timeoutMs: 60_000 });
-    assert.equal(u.code, 125);
-    assert.match(u.stderr, /user namespaces are disabled \(user\.max_user_namespaces = 0\)/);
-    const env = { USERDOCK_HOSTFACTS: JSON.stringify({ ptraceAllowed: false }) };
-    const none = await userdock([`--repo=${store}`, 'run', `--rootfs=${bbRoot}`, '/bin/true'], { env, timeoutMs: 60_000 });
-    assert.equal(none.code, 125);
-    assert.match(none.stderr, /no engine can run containers on this host/);
-    const p = await userdock([`--repo=${store}`, 'run', `--rootfs=${bbRoot}`, '/bin/echo', 'proot'], { timeoutMs: 60_000 });
-    assert.equal(p.code, 0, p.stderr);
-    assert.equal(p.stdout, 'proot\n');
-  } finally {
-    execFileSync('sysctl', ['-q', `user.max_user_namespaces=${old}`]);
+  assert.equal(pre.stdout, `${testUser().uid}\n0\nuserns-refused\n`, pre.stderr);
+
+  // A store whose cached facts say U1 works (probed outside, on this host+kernel): the cache must not be believed inside.
+  const store = userTempDir('udstore');
+  const ok = await userdock([`--repo=${store}`, 'run', '--engine=U1', `--rootfs=${bbRoot}`, '/bin/echo', 'before'], { timeoutMs: 60_000 });
+  assert.equal(ok.stdout, 'before\n', ok.stderr);
+  const cachedFile = fs.readdirSync(path.join(store, 'hostfacts')).find((f) => f.endsWith('.json'))!;
+  const cached = JSON.parse(fs.readFileSync(path.join(store, 'hostfacts', cachedFile), 'utf8'));
+  assert.ok(cached.maxUserNamespaces > 0 && cached.probes.U1?.ok === true, JSON.stringify(cached));
+
+  const ud = (...a: string[]) => [process.execPath, userdockBin(), `--repo=${store}`, ...a];
+  // --engine=U1: refused before anything starts, naming the cause and the fix.
+  const u = await withoutUserns(ud('run', '--engine=U1', `--rootfs=${bbRoot}`, '/bin/true'));
+  assert.equal(u.code, 125, u.stderr);
+  assert.match(u.stderr, /engine U1 .*cannot run on this host: user namespaces are disabled \(user\.max_user_namespaces = 0\)/);
+  assert.match(u.stderr, /sysctl user\.max_user_namespaces=\d+|use P1/);
+  // The default ladder still picks PRoot and runs.
+  const p = await withoutUserns(ud('-D', 'run', `--rootfs=${bbRoot}`, '/bin/echo', 'proot'));
+  assert.equal(p.code, 0, p.stderr);
+  assert.equal(p.stdout, 'proot\n');
+  assert.match(p.stderr, /debug: engine P1: /);
+  // engines --json --refresh: the probed facts and the ladder agree.
+  const e = await withoutUserns(ud('engines', '--json', '--refresh'));
+  assert.equal(e.code, 0, e.stderr);
+  const rep = JSON.parse(e.stdout);
+  assert.equal(rep.facts.maxUserNamespaces, 0);
+  assert.equal(rep.chosen, 'P1');
+  assert.equal(rep.rungs.find((r: { id: string }) => r.id === 'P1').usable, true);
+  for (const id of ['U1', 'R1']) {
+    const r = rep.rungs.find((x: { id: string }) => x.id === id);
+    assert.equal(r.usable, false, id);
+    assert.match(r.why, /user namespaces are disabled \(user\.max_user_namespaces = 0\)/, id);
   }
-  // facts are re-probed once the sysctl changes back
+  // Back on the host, the facts are re-probed (the sysctl moved): U1 works again.
   const again = await userdock([`--repo=${store}`, 'run', '--engine=U1', `--rootfs=${bbRoot}`, '/bin/echo', 'back'], { timeoutMs: 60_000 });
   assert.equal(again.stdout, 'back\n', again.stderr);
 });
