@@ -201,7 +201,9 @@ export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: 
   const open = (p: string, f: string): number => { const fd = fs.openSync(p, f); fds.push(fd); return fd; };
   try {
     const io: [number | 'ignore', number | 'inherit', number | 'inherit'] = [run.stdin ? open(run.stdin, 'r') : 'ignore', run.stdout ? open(run.stdout, 'w') : 2, run.stderr ? open(run.stderr, 'w') : 2];
-    const code = await runProfile(opts.ctx, profile, { engine: opts.engine, fds: io, timeoutMs: run.timeoutSec > 0 ? run.timeoutSec * 1000 : undefined });
+    const code = await runProfile(opts.ctx, profile, { engine: opts.engine, fds: io, timeoutMs: run.timeoutSec > 0 ? run.timeoutSec * 1000 : undefined,
+      // a stopping workflow kills its running containers
+      onSpawn: (child) => { if (opts.signal) opts.signal.addEventListener('abort', () => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, { once: true }); } });
     return run.timeoutSec > 0 && code === 128 + 9 ? -1 : code;
   } finally {
     for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ }

@@ -294,7 +294,10 @@ function runLocal(argv: string[], env: Record<string, string>, cwd: string, stdi
         try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
       }, timelimit * 1000);
     }
-    const cleanup = (): void => { if (timer) clearTimeout(timer); for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ } };
+    // a stopping workflow kills its running jobs
+    const onAbort = (): void => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = (): void => { opts.signal?.removeEventListener('abort', onAbort); if (timer) clearTimeout(timer); for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ } };
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
       process.stderr.write(`[job] cannot run ${argv[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);

@@ -97,6 +97,7 @@ function loadStepRun(wf: Process, stepRaw: Json, stepId: string, reqs: Requireme
     }
   } else if (run && typeof run === 'object') {
     child = processFromDoc(run, wf.file, undefined, { cwlVersion: wf.cwlVersion, namespaces: wf.namespaces }, lo);
+    if (typeof run.id !== 'string') child.id = `${wf.file}#${stepId}`; // logs name inline tools by their step
   } else throw new ValidationError(`${where(stepRaw, wf.file)}: step "${stepId}" needs "run"`);
   checkVersionSyntax(child);
   const own = child.requirements.slice(0, child.requirements.length - inherited.length);
