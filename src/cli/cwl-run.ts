@@ -36,6 +36,12 @@ options:
                           default) or run every step not depending on it; what
                           finished is left in OUTDIR/cwl-run.partial/
   --cachedir DIR          reuse outputs of identical earlier runs
+  --executor local|slurm  where tool jobs run (default local); with slurm, jobs
+                          arriving together become one sbatch --array
+  --slurm-partition P, --slurm-account A, --slurm-extra "ARGS"  passed to sbatch
+  --slurm-workdir DIR     shared work dir (default OUTDIR/.cwl-run-slurm); holds
+                          job scripts, logs and the job cache (restart = reuse)
+  --slurm-retries N       resubmit after NODE_FAIL/PREEMPTED/BOOT_FAIL (default 2)
   --version               print the version
 PROCESS --help lists the tool's inputs as options.
 exit status: 0 success, 1 permanentFail, 2 usage, 33 unsupported requirement`;
@@ -71,6 +77,20 @@ function parseOnError(v: string | undefined): 'stop' | 'continue' | undefined {
   return v;
 }
 
+function parseExecutor(o: ReturnType<typeof parseCli>): { workdir: string; partition?: string; account?: string; extra: string[]; retries: number } | undefined {
+  const ex = o.executor ?? 'local';
+  if (ex !== 'local' && ex !== 'slurm') throw new UsageError(`cwl-run: --executor must be local or slurm (got ${ex})`);
+  if (ex === 'local') {
+    if (o.slurmPartition || o.slurmAccount || o.slurmExtra || o.slurmWorkdir || o.slurmRetries) throw new UsageError('cwl-run: --slurm-* options need --executor slurm');
+    return undefined;
+  }
+  const retries = o.slurmRetries === undefined ? 2 : Number(o.slurmRetries);
+  if (!Number.isInteger(retries) || retries < 0) throw new UsageError(`cwl-run: --slurm-retries needs a number >= 0 (got ${o.slurmRetries})`);
+  const workdir = path.resolve(o.slurmWorkdir ?? path.join(o.outdir ?? process.cwd(), '.cwl-run-slurm'));
+  fs.mkdirSync(workdir, { recursive: true });
+  return { workdir, partition: o.slurmPartition, account: o.slurmAccount, extra: (o.slurmExtra ?? '').split(/\s+/).filter(Boolean), retries };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const o = parseCli(argv);
   if (o.version) { process.stdout.write(`cwl-run ${VERSION}\n`); return 0; }
@@ -96,7 +116,8 @@ export async function main(argv: string[]): Promise<number> {
   const jobDir = o.basedir ? path.resolve(o.basedir) : jobDir0;
   const cliInputs = resolveLocations(parseToolArgs(proc, o.toolArgs, process.cwd()), process.cwd());
   const job = { ...resolveLocations(jobObj, jobDir), ...cliInputs };
-  const tmpBase = os.tmpdir();
+  const slurm = parseExecutor(o);
+  const tmpBase = slurm ? path.join(slurm.workdir, 'tmp') : os.tmpdir();
   const opts: ExecOptions = {
     ctx,
     tmpdirPrefix: path.resolve(o.tmpdirPrefix ?? path.join(tmpBase, 'cwlrun-tmp-')),
@@ -105,12 +126,27 @@ export async function main(argv: string[]): Promise<number> {
     defaultContainer: o.defaultContainer,
     engine: o.engine,
     pull: o.pull,
-    cachedir: o.cachedir ? path.resolve(o.cachedir) : undefined,
+    cachedir: o.cachedir ? path.resolve(o.cachedir) : slurm ? path.join(slurm.workdir, 'cache') : undefined,
     log, debug: dbg,
     parallel: parseJobs(o.jobs),
     onError: parseOnError(o.onError),
     outdir: path.resolve(o.outdir ?? process.cwd()),
   };
+  let stopSlurm: (() => void) | undefined;
+  if (slurm) {
+    const { SlurmLauncher } = await import('../cwl/slurm/launcher.js');
+    const launcher = new SlurmLauncher({ ...slurm, throttle: opts.parallel, log, debug: dbg });
+    opts.launcher = launcher;
+    // every job of a scatter is handed to the launcher at once (it batches them); --parallel N throttles the array
+    opts.parallel = 1_000_000;
+    // SIGINT/SIGTERM: scancel everything submitted, leave nothing queued
+    const onSignal = (sig: NodeJS.Signals): void => {
+      log(`cwl-run: ${sig}: cancelling Slurm jobs`);
+      launcher.cancelAll().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    };
+    process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
+    stopSlurm = () => { launcher.close(); process.removeListener('SIGINT', onSignal); process.removeListener('SIGTERM', onSignal); };
+  }
   try {
     const res = await executeProcess(proc, job, jobDir, opts);
     if (res.status !== 'success') {
@@ -124,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     log('Final process status is success');
     return 0;
   } finally {
+    stopSlurm?.();
     for (const d of tempDirs) {
       try { fs.chmodSync(d, 0o700); } catch { /* */ }
       fs.rmSync(d, { recursive: true, force: true });

@@ -58,7 +58,8 @@ export async function resolveContainer(proc: Process, opts: ExecOptions): Promis
   const { imageRootfs } = await rootfsMod();
   const store = openStore(opts.ctx.storeDir);
   const image = hasReq ? await acquireImage(store, req!, proc, opts) : await storeOrPull(store, opts.defaultContainer!, opts);
-  const rootfs = await imageRootfs(opts.ctx, image);
+  // a remote launcher (Slurm) builds the rootfs on the node, from the shared store
+  const rootfs = opts.launcher?.remote ? '' : await imageRootfs(opts.ctx, image);
   const imageEnv: Record<string, string> = {};
   for (const kv of image.config?.config?.Env ?? []) {
     const i = kv.indexOf('=');
@@ -179,9 +180,10 @@ async function openSource(src: string, proc: Process, opts: ExecOptions): Promis
   return { stream: fs.createReadStream(p), label: p };
 }
 
-export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: ContainerRun): Promise<number> {
+/** The isolation Profile of one CWL container run (also serialized for Slurm jobs: src/cwl/slurm). */
+export function containerProfile(spec: ContainerSpec, run: ContainerRun): Profile {
   const ops: MountOp[] = run.binds.map((b) => ({ type: 'bind', source: b.host, target: b.container, readonly: b.readonly }));
-  const profile: Profile = {
+  return {
     version: 1,
     rootfs: spec.rootfs,
     rootfsWritable: false,
@@ -194,6 +196,10 @@ export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: 
     user: { uid: process.getuid?.() ?? 1000, gid: process.getgid?.() ?? 1000, rootEmulation: false },
     network: run.network ? 'host' : 'none',
   };
+}
+
+export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: ContainerRun): Promise<number> {
+  const profile = containerProfile(spec, run);
   const validateProfile: (p: unknown) => asserts p is Profile = (await profileMod()).validateProfile;
   validateProfile(profile);
   const { runProfile } = await enginesMod();
@@ -203,7 +209,13 @@ export async function runContainer(spec: ContainerSpec, opts: ExecOptions, run: 
     const io: [number | 'ignore', number | 'inherit', number | 'inherit'] = [run.stdin ? open(run.stdin, 'r') : 'ignore', run.stdout ? open(run.stdout, 'w') : 2, run.stderr ? open(run.stderr, 'w') : 2];
     const code = await runProfile(opts.ctx, profile, { engine: opts.engine, fds: io, timeoutMs: run.timeoutSec > 0 ? run.timeoutSec * 1000 : undefined,
       // a stopping workflow kills its running containers
-      onSpawn: (child) => { if (opts.signal) opts.signal.addEventListener('abort', () => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, { once: true }); } });
+      onSpawn: (child) => {
+        const sig = opts.signal;
+        if (!sig) return;
+        const kill = (): void => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+        sig.addEventListener('abort', kill, { once: true });
+        child.once('exit', () => sig.removeEventListener('abort', kill));
+      } });
     return run.timeoutSec > 0 && code === 128 + 9 ? -1 : code;
   } finally {
     for (const fd of fds) try { fs.closeSync(fd); } catch { /* */ }

@@ -228,8 +228,13 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
     try { real = fs.realpathSync(p); } catch { return false; }
     return realJobDirs.some((d) => inside(real, d)) && !hasSymlinkBelow(p, jobDirs);
   };
+  // real paths before anything moves (a file may be listed twice, once through a link)
+  const realOf = new Map<string, string>();
+  visitFiles(output, (o) => { if (typeof o.path === 'string') try { realOf.set(o.path, fs.realpathSync(o.path)); } catch { /* */ } });
   const place = (src: string, basename: string, dir: string): string => {
-    const prev = moved.get(src);
+    // the same file reached through a link (InplaceUpdate outputs) is placed once
+    const real = realOf.get(src) ?? src;
+    const prev = moved.get(src) ?? moved.get(real);
     if (prev) return prev;
     let dst = path.join(dir, basename);
     let n = 1;
@@ -250,6 +255,7 @@ export function relocateOutputs(output: Json, destDir: string, jobDirs: string[]
       if (!done) fs.cpSync(src, dst, { recursive: true, dereference: true });
     }
     moved.set(src, dst);
+    moved.set(real, dst);
     return dst;
   };
   const rewrite = (o: Json, from: string, to: string): void => {

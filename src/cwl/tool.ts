@@ -9,8 +9,9 @@ import { buildInputs, materializeLiteral, discoverSecondary, resolveLocations } 
 import { buildCommandLine, shellQuote, type Token } from './cmdline.js';
 import { collectOutputs, finishOutputObject } from './outputs.js';
 import { visitFiles, listDir } from './files.js';
-import { resolveContainer, runContainer, type ContainerSpec, type Bind } from './docker.js';
+import { resolveContainer, type ContainerSpec, type Bind } from './docker.js';
 import type { Context } from '../cli/context.js';
+import { localLauncher, type Launcher } from './launch.js';
 
 export interface ExecOptions {
   ctx: Context;
@@ -32,6 +33,8 @@ export interface ExecOptions {
   outdir?: string;
   /** Aborted when the workflow stops: running jobs are killed. */
   signal?: AbortSignal;
+  /** Where tool processes run (default: here; src/cwl/launch.ts, --executor slurm). */
+  launcher?: Launcher;
 }
 
 export type Status = 'success' | 'permanentFail' | 'temporaryFail';
@@ -210,15 +213,21 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   const stderrHost = stderrName ? path.join(outHost, path.relative(outdir, path.resolve(outdir, stderrName))) : undefined;
   for (const f of [stdoutHost, stderrHost]) if (f) fs.mkdirSync(path.dirname(f), { recursive: true });
 
-  let code: number;
+  if (container) binds.unshift({ host: outHost, container: outdir, readonly: false }, { host: tmpHost, container: tmpdir, readonly: false });
+  const launched = await (opts.launcher ?? localLauncher).launch({
+    label: shortname(proc.id), argv, env, cwd: container ? outdir : outHost, stdin: stdinPath, stdout: stdoutHost, stderr: stderrHost,
+    container: container ? { spec: container, binds, network: networkAccess(proc, ev, exprEnv) } : undefined,
+    cores: runtime.cores, ramMB: runtime.ram, outdirMB: runtime.outdirSize, tmpdirMB: runtime.tmpdirSize, timeLimitSec: timelimit,
+  }, opts);
+  const code = launched.exitCode;
+  if (launched.message) opts.log(`[job ${shortname(proc.id)}] ${launched.message}${launched.where ? ` (${launched.where})` : ''}`);
   if (container) {
-    binds.unshift({ host: outHost, container: outdir, readonly: false }, { host: tmpHost, container: tmpdir, readonly: false });
-    code = await runContainer(container, opts, {
-      argv, env, cwd: outdir, binds, stdin: stdinPath, stdout: stdoutHost, stderr: stderrHost, timeoutSec: timelimit,
-      network: networkAccess(proc, ev, exprEnv),
-    });
-  } else {
-    code = await runLocal(argv, env, outHost, stdinPath, stdoutHost, stderrHost, timelimit, opts);
+    // InplaceUpdate: an entry bound writable into the outdir is the original; the outdir holds a link to it, not the empty mount point.
+    for (const b of binds) {
+      if (b.readonly || !b.container.startsWith(outdir + '/') || b.host === outHost || b.host.startsWith(outHost + '/')) continue;
+      const h = outHost + b.container.slice(outdir.length);
+      try { fs.rmSync(h, { recursive: true, force: true }); fs.symlinkSync(b.host, h); } catch { /* left as is */ }
+    }
   }
   runtime.exitCode = code;
   const status = classify(tool, code);
@@ -256,12 +265,45 @@ function rebase(v: Json, from: string, to: string): Json {
 }
 
 function computeCacheKey(argv: string[], env: Json, inputs: Json, ...rest: Json[]): string {
+  // Every input value counts; a File or Directory by its content (sha1), not by where it lives,
+  // so outputs of upstream workflow steps hit the cache across runs.
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify(argv)); h.update(JSON.stringify(env)); h.update(JSON.stringify(rest));
-  visitFiles(inputs, (o) => {
-    try { const st = fs.statSync(o.path); h.update(`${o.path}:${st.size}:${st.mtimeMs}`); } catch { h.update(String(o.path)); }
-  });
+  h.update(JSON.stringify(inputs, (k, v) => {
+    if (v && typeof v === 'object' && !Array.isArray(v) && (v.class === 'File' || v.class === 'Directory') && typeof v.path === 'string') {
+      const { path: p, location: _l, dirname: _d, listing: _ls, checksum: _c, ...rest2 } = v;
+      return { ...rest2, content: contentId(p) };
+    }
+    return v;
+  }));
   return h.digest('hex').slice(0, 32);
+}
+
+const contentIds = new Map<string, string>();
+/** sha1 of a file, or of a directory's names and file contents; memoised by path, size and mtime. */
+function contentId(p: string): string {
+  let st: fs.Stats;
+  try { st = fs.statSync(p); } catch { return `missing:${p}`; }
+  const memo = `${p}:${st.size}:${st.mtimeMs}:${st.ino}`;
+  const hit = contentIds.get(memo);
+  if (hit) return hit;
+  let id: string;
+  if (st.isDirectory()) {
+    const h = crypto.createHash('sha1');
+    for (const n of fs.readdirSync(p).sort()) h.update(`${n}\0${contentId(path.join(p, n))}\0`);
+    id = `dir$${h.digest('hex')}`;
+  } else {
+    const h = crypto.createHash('sha1');
+    const fd = fs.openSync(p, 'r');
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      let n: number;
+      while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+    } finally { fs.closeSync(fd); }
+    id = `sha1$${h.digest('hex')}`;
+  }
+  contentIds.set(memo, id);
+  return id;
 }
 
 function classify(tool: Json, code: number): Status {
@@ -274,7 +316,7 @@ function classify(tool: Json, code: number): Status {
   return 'permanentFail';
 }
 
-function runLocal(argv: string[], env: Record<string, string>, cwd: string, stdin: string | undefined, stdout: string | undefined, stderr: string | undefined, timelimit: number, opts: ExecOptions): Promise<number> {
+export function runLocal(argv: string[], env: Record<string, string>, cwd: string, stdin: string | undefined, stdout: string | undefined, stderr: string | undefined, timelimit: number, opts: ExecOptions): Promise<number> {
   return new Promise((resolve, reject) => {
     const fds: number[] = [];
     const open = (p: string, flags: string): number => { const fd = fs.openSync(p, flags); fds.push(fd); return fd; };

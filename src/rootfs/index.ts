@@ -5,14 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError, UsageError } from '../errors.js';
-import { withLock } from '../lock.js';
 import { openStore, writeFileAtomic, type Image, type Manifest, type Store } from '../image/store.js';
 import type { Context } from '../cli/context.js';
 import type { ApplyOptions } from './layer.js';
 
 // The extractor (tar, fzstd: ~50-60 ms to import) is loaded only by the
-// functions that extract, so finding containers and trees stays cheap for
-// `run` (src/cli/run-commands.ts imports this module on its hot path).
+// functions that extract, and the lock module only by those that write, so
+// finding containers and present trees stays cheap for `run`
+// (src/cli/run-commands.ts imports this module on its hot path).
+async function withLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
+  return (await import('../lock.js')).withLock(target, fn);
+}
 const extractor = async () => {
   const [{ decompressStream }, { TreeWriter }] = await Promise.all([import('./decompress.js'), import('./layer.js')]);
   return { decompressStream, TreeWriter };

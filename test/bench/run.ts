@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   create: async () => (await import('./create.bench.js')).benchCreate as Bench,
   run: async () => (await import('./run.bench.js')).benchRun as Bench,
   scatter: async () => (await import('./scatter.bench.js')).benchScatter as Bench,
+  slurm: async () => (await import('./slurm.bench.js')).benchSlurm as Bench,
 };
 
 async function main(): Promise<void> {

@@ -1,0 +1,78 @@
+// test:exclusive (sets the Slurm node down under a running job: jobs of other test files would die)
+// cwl-run --executor slurm retries a tool whose job ended NODE_FAIL, and the retry succeeds once the node is back.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cwlRunBin, userTempDir, testUser, userEnv } from '../support/user.js';
+import { fixtureCache } from '../support/images.js';
+import { ensureSlurm, nodeState, setNodeState, waitIdle, waitJobState, type SlurmCluster } from '../support/slurm.js';
+
+let cluster: SlurmCluster;
+let work = '';
+
+before(async () => {
+  cluster = await ensureSlurm();
+  const cache = await fixtureCache({ timeoutMs: 1_500_000 });
+  work = userTempDir('cwl-slurm-node');
+  for (const d of ['store', 'config', 'tmp', 'images']) fs.mkdirSync(path.join(work, d));
+  execFileSync('skopeo', ['copy', '-q', `oci:${path.join(cache, 'busybox')}:latest`, `docker-archive:${path.join(work, 'images', 'bb.tar')}:cwltest/bb:1`]);
+  fs.writeFileSync(path.join(work, 'slow.cwl'), `cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  DockerRequirement: { dockerLoad: images/bb.tar, dockerImageId: "cwltest/bb:1" }
+baseCommand: [sh, -c]
+arguments: ['sleep 6; echo survived > out.txt']
+inputs: []
+outputs:
+  out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
+`);
+  const u = testUser();
+  execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, work]);
+}, { timeout: 1_800_000 });
+
+after(async () => {
+  await setNodeState(cluster.nodeName, 'resume').catch(() => undefined);
+  if (work && !process.env.USERDOCK_KEEP_TMP) fs.rmSync(work, { recursive: true, force: true });
+});
+
+test('node down under a running tool: NODE_FAIL is resubmitted and the retry succeeds', { timeout: 300_000 }, async () => {
+  await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 120_000 });
+  const u = testUser();
+  const env = userEnv({ USERDOCK_DIR: path.join(work, 'store'), USERDOCK_CONFIG_DIR: path.join(work, 'config'), TMPDIR: path.join(work, 'tmp'), USERDOCK_MIRRORS: 'docker.io=http://127.0.0.1:9' });
+  const child = spawn(process.execPath, [cwlRunBin(), '--executor', 'slurm', '--slurm-retries', '2', '--outdir', path.join(work, 'out'), 'slow.cwl'],
+    { uid: u.uid, gid: u.gid, cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = ''; let out = '';
+  child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+  const done = new Promise<number | null>((res) => child.on('close', (c) => { clearTimeout(killer); res(c); }));
+  let downed = false;
+  try {
+    const t0 = Date.now();
+    let id: string | undefined;
+    while (!(id = /\[slurm\] job (\d+):/.exec(err)?.[1])) {
+      if (Date.now() - t0 > 60_000) throw new Error(`no job submitted: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitJobState(`${id}_0`, ['RUNNING'], 60_000);
+    await setNodeState(cluster.nodeName, 'down', 'cwl-slurm-node test');
+    downed = true;
+    const t1 = Date.now();
+    while (!/ended NODE_FAIL; resubmitting/.test(err)) {
+      if (Date.now() - t1 > 60_000) throw new Error(`no resubmission after NODE_FAIL: ${err}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // ReturnToService=2 may bring the registered node back by itself: resume only if still down
+    if (/down|drain/.test(await nodeState(cluster.nodeName))) await setNodeState(cluster.nodeName, 'resume');
+    downed = false;
+    assert.equal(await done, 0, err);
+    assert.equal(JSON.parse(out).out.contents, 'survived\n');
+    assert.match(err, new RegExp(`Slurm job ${id}_0 ended NODE_FAIL; resubmitting slow.cwl \\(attempt 2 of 3\\)`));
+    assert.equal((err.match(/\[slurm\] job \d+:/g) ?? []).length, 2, err);
+  } finally {
+    if (downed) await setNodeState(cluster.nodeName, 'resume').catch(() => undefined);
+    child.kill('SIGKILL');
+  }
+});
