@@ -217,7 +217,10 @@ export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
   const base = rootfsDir(ctx);
   const final = path.join(base, hex);
   const rootfs = path.join(final, 'rootfs');
-  if (fs.statSync(rootfs, { throwIfNoEntry: false })) return rootfs;
+  if (fs.statSync(rootfs, { throwIfNoEntry: false })) {
+    if (ctx.debug) process.stderr.write(`debug: pristine tree ${rootfs} present: not extracting\n`);
+    return rootfs;
+  }
   ensureBase(base);
   await withLock(final, async () => {
     if (fs.existsSync(rootfs)) return;

@@ -93,7 +93,9 @@ steps:
     run:
       class: CommandLineTool
       requirements:
-        ${DOCKER}
+        # an outdir whose parent exists in busybox: P1 (PRoot) runs of a shared rootfs with the outdir under a
+        # missing /var race each other ("can't create out.txt: nonexistent directory"), with or without Slurm
+        ${DOCKER.replace(' }', ', dockerOutputDirectory: /home/out }')}
       baseCommand: [sh, -c]
       arguments: ['echo $(inputs.x) > out.txt']
       inputs: {x: int}
