@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark measures userdock and its anchor in the
  * same run and prints both times and the ratio. Prints a markdown table (the
  * one in README.md) and writes it to bench-results.md.
- * Usage: npm run bench [-- NAME …]  (names: pull, create, run, cwl, scatter)
+ * Usage: npm run bench [-- NAME …]  (names: the keys of BENCHES below)
  */
 import fs from 'node:fs';
 
