@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runAsUser, cwlRunBin, cliDir, userTempDir, testUser, type RunResult } from '../support/user.js';
-import { startConformanceEnv, runGroup, type ConformanceEnv } from '../support/conformance-env.js';
+import { conformanceSource, startConformanceEnv, runGroup, type ConformanceEnv } from '../support/conformance-env.js';
 import { writeCwlRunLauncher } from '../bench/cwl-conformance.js';
 
 /**
@@ -15,7 +15,7 @@ import { writeCwlRunLauncher } from '../bench/cwl-conformance.js';
  * The full suite: node dist/test/bench/cwl-conformance.js -j2 --out DIR
  */
 let work: string;
-const SUITE_SRC = process.env.CWL_CONFORMANCE_DIR || '/work/shared/cwl-v1.2';
+const SUITE_SRC = conformanceSource();
 
 function cwlRun(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
   return runAsUser(process.execPath, [cwlRunBin(), ...args], { cwd: work, timeoutMs: opts.timeoutMs ?? 60_000 });
@@ -42,8 +42,8 @@ const SUBSET = [
 ];
 
 test('workflow conformance subset with containers through the harness', { timeout: 240_000 }, async (t) => {
-  if (!fs.existsSync(path.join(SUITE_SRC, 'conformance_tests.yaml'))) { t.skip('no conformance suite'); return; }
-  try { ce = await startConformanceEnv(); } catch (e) { t.skip(`no conformance environment: ${(e as Error).message}`); return; }
+  assert.ok(fs.existsSync(path.join(SUITE_SRC, 'conformance_tests.yaml')), `no conformance suite at ${SUITE_SRC}`);
+  ce = await startConformanceEnv();
   const launcher = writeCwlRunLauncher(ce.binDir);
   const res = path.join(ce.workDir, 'res-wf');
   fs.mkdirSync(res); fs.chownSync(res, testUser().uid, testUser().gid);

@@ -2,7 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pushConformanceImages, startRegistry, type Registry } from './registry.js';
-import { testUser, userdockBin, userEnv, userTempDir } from './user.js';
+import { REPO, testUser, userdockBin, userEnv, userTempDir } from './user.js';
 
 /**
  * Everything cwltool, Toil and cwltest need to run the CWL conformance suite
@@ -28,13 +28,13 @@ export interface ConformanceEnv {
   stop(): Promise<void>;
 }
 
-/** The conformance suite: $CWL_CONFORMANCE_DIR, else /work/shared/cwl-v1.2. */
+/** The conformance suite: $CWL_CONFORMANCE_DIR, else ../shared/cwl-v1.2 beside the repo. */
 export function conformanceSource(): string {
-  return process.env.CWL_CONFORMANCE_DIR || '/work/shared/cwl-v1.2';
+  return process.env.CWL_CONFORMANCE_DIR || path.resolve(REPO, '..', 'shared', 'cwl-v1.2');
 }
 
-/** cwltest, run from the shared checkout with Debian's Python. */
-export const CWLTEST_SRC = process.env.CWLTEST_SRC || '/work/shared/cwltest/src';
+/** cwltest, run from the shared checkout (../shared/cwltest beside the repo) with Debian's Python. */
+export const CWLTEST_SRC = process.env.CWLTEST_SRC || path.resolve(REPO, '..', 'shared', 'cwltest', 'src');
 /** Debian's interpreter, never a pyenv shim. */
 export const PYTHON = '/usr/bin/python3';
 
