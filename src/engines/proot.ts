@@ -12,9 +12,16 @@ import type { Engine, EngineContext, Invocation } from './types.js';
  * kernels where that crashes (signal 11, CentOS 7.9, kernels >= 4.8 with old
  * PRoot builds).
  *
- * Binds are made virtually by PRoot, so missing mount points need no write to
- * the rootfs. PRoot splits -b at the first ':', so host paths with a colon
- * are passed through a symlink in the per-run scratch dir.
+ * Binds are made virtually by PRoot. A bind target missing from the image
+ * (and its missing parents) would by default be mkdir'ed by PRoot INTO the
+ * rootfs when it is writable (as a pulled tree is: it belongs to the user) and
+ * removed at exit: that writes the shared pristine tree, and concurrent runs
+ * race (run A rmdir's /var while run B still resolves /var/spool/cwl
+ * through it: "can't create out.txt: nonexistent directory"). With
+ * PROOT_DONT_POLLUTE_ROOTFS PRoot always builds its per-process "glue" tree
+ * instead (a private mkdtemp dir under its temp directory), as it does for a
+ * read-only rootfs. PRoot splits -b at the first ':', so host paths with a
+ * colon are passed through a symlink in the per-run scratch dir.
  */
 function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocation {
   const bin = ec.bins.proot!;
@@ -44,11 +51,14 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   if (p.network === 'none') warnings.push('PRoot cannot isolate the network; --network=none is not honoured');
   if (p.hostname) warnings.push('PRoot cannot set the hostname');
   // A working directory missing from the image is made virtually (an empty scratch dir bound there).
-  if (resolveContainerPath(p.rootfs, p.ops, p.workdir).loc.kind === 'missing') {
+  const wdMissing = resolveContainerPath(p.rootfs, p.ops, p.workdir).loc.kind === 'missing';
+  if (wdMissing) {
     const d = fs.mkdtempSync(path.join(ec.scratch, 'w'));
     args.push('-b', `${d}:${p.workdir}`);
   }
   const env: Record<string, string> = { ...p.env, ...ec.binEnv };
+  // Only when some mount point is missing from the image: otherwise PRoot builds no glue.
+  const pollute = missingMountPoint(p, wdMissing);
   // PRoot's settings travel in its environment, which the command inherits (proot execvp()s it
   // with its own environ). PROOT_TMP_DIR only when /tmp cannot hold PRoot's loader.
   const proots: string[] = [];
@@ -58,11 +68,31 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
     env.PROOT_TMP_DIR = tmp; proots.push('PROOT_TMP_DIR');
   }
   if (noSeccomp) { env.PROOT_NO_SECCOMP = '1'; proots.push('PROOT_NO_SECCOMP'); }
+  if (pollute) { env.PROOT_DONT_POLLUTE_ROOTFS = '1'; proots.push('PROOT_DONT_POLLUTE_ROOTFS'); }
   // PRoot reads them once, at start: the image's env(1) drops them before the command runs.
   const envBin = proots.length ? imageEnv(p) : undefined;
   const argv = envBin ? [envBin, ...proots.flatMap((v) => ['-u', v]), '--', ...p.argv] : p.argv;
   args.push('-w', p.workdir, ...argv);
   return { cmd: bin, args, env, warnings };
+}
+
+/**
+ * Whether PRoot would have to create a mount point (or a parent of one) in the
+ * rootfs: PRoot checks each binding's guest path against the rootfs itself,
+ * not through the other bindings, so resolve against the bare image.
+ */
+function missingMountPoint(p: Profile, wdBound: boolean): boolean {
+  const targets = [
+    ...(['proc', 'dev', 'sys'] as const).filter((s) => p.sysdirs[s]).map((s) => `/${s}`),
+    ...p.ops.map((o) => o.target),
+    ...(wdBound ? [p.workdir] : []),
+  ];
+  for (const t of targets) {
+    try {
+      if (resolveContainerPath(p.rootfs, [], t).loc.kind === 'missing') return true;
+    } catch { return true; }
+  }
+  return false;
 }
 
 /** /tmp is writable and exec-able (PRoot extracts its loader there unless PROOT_TMP_DIR says otherwise). */
@@ -90,7 +120,8 @@ const prootEnforces = {
 const prootLimits = [
   'read-only binds and the rootfs are protected only by host file permissions',
   'no network, pid or hostname isolation',
-  'images without env(1) see PROOT_NO_SECCOMP (P2) and, when /tmp is noexec, PROOT_TMP_DIR in their environment',
+  'images without env(1) see PROOT_NO_SECCOMP (P2), PROOT_DONT_POLLUTE_ROOTFS (mount points missing from the image) and, when /tmp is noexec, PROOT_TMP_DIR in their environment',
+  'mount points missing from the image are not listed by ls of their parent directory (PRoot glue)',
 ];
 
 function prootUnusable(f: HostFacts): string | undefined {
