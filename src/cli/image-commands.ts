@@ -1,21 +1,25 @@
 import { UsageError, UserError } from '../errors.js';
 import { openStore, type Image } from '../image/store.js';
-import { pull } from '../image/pull.js';
-import { findImage, imageSize, removeImage, tagImage, verifyImage } from '../image/images.js';
+import { freshStoredImage } from '../image/fresh.js';
 import { familiarizeName, parseReference, splitStoredName } from '../image/reference.js';
 import { formatPlatform } from '../image/platform.js';
 import { humanSize } from '../image/progress.js';
 import { credentialKey, removeCredentials, saveCredentials } from '../image/auth.js';
 import { loadRegistryConfig, originEndpoint } from '../image/config.js';
-import { closeAgent, RegistryClient, RegistryError } from '../image/registry.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import type { Context } from './context.js';
 
+// The registry client and the image operations load on demand: a `pull` of
+// an image the registry confirmed within USERDOCK_PULL_TTL (what cwltool
+// runs before every step) needs only the store.
+const images = () => import('../image/images.js');
+const registryClient = () => import('../image/registry.js');
+
 function out(s: string): void { process.stdout.write(s.endsWith('\n') ? s : s + '\n'); }
 
-function needImage(ctx: Context, name: string): Image {
-  const img = findImage(openStore(ctx.storeDir), name);
+async function needImage(ctx: Context, name: string): Promise<Image> {
+  const img = (await images()).findImage(openStore(ctx.storeDir), name);
   if (!img) throw new UserError(`no such image: ${name} in ${ctx.storeDir}`, 1, `pull it first: 'userdock pull ${name}'`);
   return img;
 }
@@ -38,7 +42,9 @@ function table(rows: string[][]): string {
 const pullCmd: Command = {
   summary: `Download an image into the store. Mirrors: USERDOCK_MIRRORS or <configDir>/registries.json.
 An image already present costs one request (or none when pulled by digest);
-if the registry is unreachable, the stored image is used with a warning.`,
+none either when the registry confirmed the tag less than USERDOCK_PULL_TTL
+seconds ago (default 300; 0 = always ask).
+If the registry is unreachable, the stored image is used with a warning.`,
   usage: 'userdock pull [--platform=os/arch[/variant]] [--quiet|-q] IMAGE',
   async run(ctx, argv) {
     const p = parseArgs(argv, { platform: { kind: 'string' }, quiet: { kind: 'bool', aliases: ['-q'] },
@@ -54,7 +60,10 @@ if the registry is unreachable, the stored image is used with a warning.`,
       if (r.registry === 'docker.io' && !name.startsWith('docker.io/')) name = `${host}/${name}`;
     }
     const c: Context = { ...ctx, quiet: ctx.quiet || bool(p, 'quiet') };
-    const r = await pull(c, name, { platform: str(p, 'platform') });
+    const platform = str(p, 'platform');
+    const fresh = freshStoredImage(c, name, { platform });
+    if (fresh && ctx.debug) process.stderr.write(`debug: ${name}: confirmed by its registry at ${fresh.ref.checked}, within USERDOCK_PULL_TTL: no request\n`);
+    const r = fresh ? { image: fresh, upToDate: true } : await (await import('../image/pull.js')).pull(c, name, { platform });
     if (!c.quiet && process.stderr.isTTY) {
       process.stderr.write(`Digest: ${r.image.ref.sourceDigest ?? r.image.ref.digest}\n`);
       process.stderr.write(r.upToDate ? `Status: Image is up to date for ${parseReference(name).familiar}\n`
@@ -73,6 +82,7 @@ const imagesCmd: Command = {
       digests: { kind: 'bool' }, all: { kind: 'bool', aliases: ['-a'] }, long: { kind: 'bool', aliases: ['-l'] } }, 'images');
     const filter = p.positional[0];
     const store = openStore(ctx.storeDir);
+    const { imageSize } = await images();
     const items: Array<{ stored: string; repository: string; tag?: string; digest?: string; img?: Image }> = [];
     for (const ref of store.listRefs()) {
       const { name, tag, digest } = splitStoredName(ref.name);
@@ -120,7 +130,8 @@ With -p, print the root directory of each CONTAINER instead (as udocker does).`,
       out(p.positional.map((c) => containerRootfsPath(ctx, c)).join('\n'));
       return 0;
     }
-    const imgs = p.positional.map((n) => needImage(ctx, n));
+    const imgs = await Promise.all(p.positional.map((n) => needImage(ctx, n)));
+    const { imageSize } = await images();
     if (bool(p, 'json') || str(p, 'format')) {
       const docs = imgs.map((img) => ({
         name: img.ref.name, id: img.id, digest: img.ref.digest, sourceDigest: img.ref.sourceDigest ?? null,
@@ -166,7 +177,7 @@ extracted root tree once no name points to its manifest (containers are copies a
     let code = 0;
     for (const n of p.positional) {
       try {
-        const r = removeImage(store, n, bool(p, 'force'));
+        const r = (await images()).removeImage(store, n, bool(p, 'force'));
         for (const u of r.untagged) out(`Untagged: ${u}`);
         for (const d of r.deleted) out(`Deleted: ${d}`);
         if (r.orphaned.length) {
@@ -189,7 +200,7 @@ const tagCmd: Command = {
   async run(ctx, argv) {
     const p = parseArgs(argv, {}, 'tag');
     if (p.positional.length !== 2) throw new UsageError('tag: expected SOURCE and TARGET', tagCmd.usage);
-    tagImage(openStore(ctx.storeDir), p.positional[0], p.positional[1]);
+    (await images()).tagImage(openStore(ctx.storeDir), p.positional[0], p.positional[1]);
     return 0;
   },
 };
@@ -203,8 +214,8 @@ const verifyCmd: Command = {
     const store = openStore(ctx.storeDir);
     let bad = 0;
     for (const n of p.positional) {
-      const img = needImage(ctx, n);
-      const problems = await verifyImage(store, img);
+      const img = await needImage(ctx, n);
+      const problems = await (await images()).verifyImage(store, img);
       if (problems.length) {
         bad++;
         for (const pr of problems) process.stderr.write(`${n}: ${pr.what} ${pr.digest}: ${pr.problem}\n`);
@@ -295,6 +306,7 @@ The password is read from stdin (--password-stdin) or a TTY prompt, never from t
     if (!username) throw new UsageError('login: empty username');
     const password = bool(p, 'password-stdin') ? await readStdin() : await promptHidden('Password: ');
     if (!password) throw new UsageError('login: empty password', 'give it on stdin with --password-stdin');
+    const { closeAgent, RegistryClient, RegistryError } = await registryClient();
     const cfg = loadRegistryConfig(ctx.configDir, ctx.env);
     const ep = { url: originEndpoint(registry, cfg), mirror: false };
     const client = new RegistryClient({ registry, repository: '', endpoints: [ep], config: cfg, configDir: ctx.configDir,

@@ -128,7 +128,7 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
   if (!image && pull !== 'always') image = (await images()).findImage(store, what);
   if (!image) {
     if (pull === 'never') throw new UserError(`image "${what}" is not in the store ${ctx.storeDir} and --pull=never`, EXIT.internal, `pull it first: 'userdock pull ${what}'`);
-    image = await (await images()).pullImage(ctx, what);
+    image = await (await images()).pullImage(ctx, what, pull === 'always' ? { ttlMs: 0 } : {});
   }
   mark(`image ${image.ref.name}`);
   const name = str(p, 'name');

@@ -88,6 +88,28 @@ export function visitFiles(v: Json, fn: (o: Json) => void): void {
   }
 }
 
+/**
+ * A copy of v in which every File and Directory object, nested ones in
+ * secondaryFiles and listing included, is a shallow copy that fn has changed
+ * in place (before its secondaryFiles and listing are walked).
+ */
+export function mapFiles(v: Json, fn: (o: Json) => void): Json {
+  if (Array.isArray(v)) return v.map((x) => mapFiles(x, fn));
+  if (v && typeof v === 'object') {
+    if (v.class === 'File' || v.class === 'Directory') {
+      const o = { ...v };
+      fn(o);
+      if (Array.isArray(o.secondaryFiles)) o.secondaryFiles = o.secondaryFiles.map((x: Json) => mapFiles(x, fn));
+      if (Array.isArray(o.listing)) o.listing = o.listing.map((x: Json) => mapFiles(x, fn));
+      return o;
+    }
+    const o: Json = {};
+    for (const [k, x] of Object.entries(v)) o[k] = mapFiles(x, fn);
+    return o;
+  }
+  return v;
+}
+
 /** Secondary file name from a pattern: each leading ^ strips one extension. */
 export function substitute(basename: string, pattern: string): string {
   let b = basename;

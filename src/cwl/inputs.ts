@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ValidationError, getReq, expandFormat, type Json, type Param, type Process, type SecondaryFile } from './load.js';
 import { Evaluator } from './expr.js';
 import { matches, pickType, describeType } from './types.js';
-import { normalizeFileObj, readContents, listDir, substitute, exists, splitName } from './files.js';
+import { normalizeFileObj, mapFiles, readContents, listDir, substitute, exists, splitName } from './files.js';
 import { UserError, EXIT } from '../errors.js';
 
 /**
@@ -21,20 +21,7 @@ export interface InputContext {
 
 /** Resolve locations in a raw value (job file or default) against a base dir. */
 export function resolveLocations(v: Json, baseDir: string): Json {
-  if (Array.isArray(v)) return v.map((x) => resolveLocations(x, baseDir));
-  if (v && typeof v === 'object') {
-    if (v.class === 'File' || v.class === 'Directory') {
-      const o = { ...v };
-      normalizeFileObj(o, baseDir);
-      if (Array.isArray(o.secondaryFiles)) o.secondaryFiles = o.secondaryFiles.map((x: Json) => resolveLocations(x, baseDir));
-      if (Array.isArray(o.listing)) o.listing = o.listing.map((x: Json) => resolveLocations(x, baseDir));
-      return o;
-    }
-    const o: Json = {};
-    for (const [k, x] of Object.entries(v)) o[k] = resolveLocations(x, baseDir);
-    return o;
-  }
-  return v;
+  return mapFiles(v, (o) => normalizeFileObj(o, baseDir));
 }
 
 let literalCounter = 0;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ValidationError, toUri, expandFormat, type Json, type Process, type Param } from './load.js';
 import type { Evaluator } from './expr.js';
 import { glob } from './glob.js';
-import { fileChecksum, listDir, readContents, splitName, exists, visitFiles } from './files.js';
+import { fileChecksum, listDir, mapFiles, readContents, splitName, exists, visitFiles } from './files.js';
 import { discoverSecondary } from './inputs.js';
 import { matches, pickType, describeType } from './types.js';
 import { UserError, EXIT } from '../errors.js';
@@ -58,26 +58,15 @@ export async function collectOutputs(env: CollectEnv): Promise<Json> {
 
 /** Locations in cwl.output.json / ExpressionTool results: relative to the outdir; container paths mapped back. */
 function fixLocations(env: CollectEnv, v: Json): Json {
-  if (Array.isArray(v)) return v.map((x) => fixLocations(env, x));
-  if (v && typeof v === 'object') {
-    if (v.class === 'File' || v.class === 'Directory') {
-      const o = { ...v };
-      let loc: string | undefined = o.location ?? o.path;
-      if (typeof loc === 'string') {
-        if (loc.startsWith('file://')) loc = decodeURIComponent(loc.slice(7));
-        let p = path.isAbsolute(loc) ? env.hostOf(loc) : path.resolve(env.outHost, loc);
-        if (env.outdir !== env.outHost && inside(loc, env.outdir)) p = env.outHost + loc.slice(env.outdir.length);
-        o.path = p; o.location = toUri(p);
-      }
-      if (Array.isArray(o.secondaryFiles)) o.secondaryFiles = o.secondaryFiles.map((x: Json) => fixLocations(env, x));
-      if (Array.isArray(o.listing)) o.listing = o.listing.map((x: Json) => fixLocations(env, x));
-      return o;
+  return mapFiles(v, (o) => {
+    let loc: string | undefined = o.location ?? o.path;
+    if (typeof loc === 'string') {
+      if (loc.startsWith('file://')) loc = decodeURIComponent(loc.slice(7));
+      let p = path.isAbsolute(loc) ? env.hostOf(loc) : path.resolve(env.outHost, loc);
+      if (env.outdir !== env.outHost && inside(loc, env.outdir)) p = env.outHost + loc.slice(env.outdir.length);
+      o.path = p; o.location = toUri(p);
     }
-    const o: Json = {};
-    for (const [k, x] of Object.entries(v)) o[k] = fixLocations(env, x);
-    return o;
-  }
-  return v;
+  });
 }
 
 function collectParam(env: CollectEnv, type: Json, schema: Json, name: string): Json {

@@ -5,6 +5,7 @@ import { type Json, type Process, ValidationError } from './load.js';
 import { runCommandLineTool, makeEvaluator, mkTemp, evalResources, type ExecOptions, type ExecResult } from './tool.js';
 import { buildInputs } from './inputs.js';
 import { finishOutputObject } from './outputs.js';
+import { mapFiles } from './files.js';
 import { matches, describeType } from './types.js';
 
 /**
@@ -65,22 +66,11 @@ export async function runExpressionTool(proc: Process, job: Json, jobDir: string
 }
 
 function resolveRelative(v: Json, base: string): Json {
-  if (Array.isArray(v)) return v.map((x) => resolveRelative(x, base));
-  if (v && typeof v === 'object') {
-    if ((v.class === 'File' || v.class === 'Directory')) {
-      const o = { ...v };
-      const loc = o.location ?? o.path;
-      if (typeof loc === 'string' && !loc.startsWith('file://') && !path.isAbsolute(loc)) { o.path = path.resolve(base, loc); delete o.location; }
-      else if (typeof loc === 'string' && loc.startsWith('file://')) { o.path = decodeURIComponent(loc.slice(7)); }
-      if (Array.isArray(o.secondaryFiles)) o.secondaryFiles = o.secondaryFiles.map((x: Json) => resolveRelative(x, base));
-      if (Array.isArray(o.listing)) o.listing = o.listing.map((x: Json) => resolveRelative(x, base));
-      return o;
-    }
-    const o: Json = {};
-    for (const [k, x] of Object.entries(v)) o[k] = resolveRelative(x, base);
-    return o;
-  }
-  return v;
+  return mapFiles(v, (o) => {
+    const loc = o.location ?? o.path;
+    if (typeof loc === 'string' && !loc.startsWith('file://') && !path.isAbsolute(loc)) { o.path = path.resolve(base, loc); delete o.location; }
+    else if (typeof loc === 'string' && loc.startsWith('file://')) { o.path = decodeURIComponent(loc.slice(7)); }
+  });
 }
 
 export function removeQuietly(p: string): void {

@@ -8,7 +8,7 @@ import { Evaluator, pyJson, scan } from './expr.js';
 import { buildInputs, materializeLiteral, discoverSecondary, resolveLocations } from './inputs.js';
 import { buildCommandLine, shellQuote, type Token } from './cmdline.js';
 import { collectOutputs, finishOutputObject } from './outputs.js';
-import { visitFiles, listDir } from './files.js';
+import { visitFiles, listDir, fileChecksum } from './files.js';
 import { resolveContainer, type ContainerSpec, type Bind } from './docker.js';
 import type { Context } from '../cli/context.js';
 import { localLauncher, type Launcher } from './launch.js';
@@ -293,14 +293,7 @@ function contentId(p: string): string {
     for (const n of fs.readdirSync(p).sort()) h.update(`${n}\0${contentId(path.join(p, n))}\0`);
     id = `dir$${h.digest('hex')}`;
   } else {
-    const h = crypto.createHash('sha1');
-    const fd = fs.openSync(p, 'r');
-    try {
-      const buf = Buffer.alloc(1 << 20);
-      let n: number;
-      while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-    } finally { fs.closeSync(fd); }
-    id = `sha1$${h.digest('hex')}`;
+    id = fileChecksum(p);
   }
   contentIds.set(memo, id);
   return id;

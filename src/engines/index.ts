@@ -223,6 +223,17 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
 }
 
 /**
+ * The run's exit status, docker's way: the command's code; 128+N when it died
+ * of signal N; 128+N too when we forwarded signal N and the command did not
+ * exit with a code of its own choosing (< 128): PRoot reports a killed
+ * command as 255, the userns engines as 128+N.
+ */
+export function exitStatus(code: number | null, sig: NodeJS.Signals | null, forwarded?: NodeJS.Signals): number {
+  if (forwarded && (code === null || code >= 128)) return 128 + os.constants.signals[forwarded];
+  return code ?? 128 + (sig ? os.constants.signals[sig] : 0);
+}
+
+/**
  * Run a profile: validate, pick an engine (ladder + probes), start it, pass
  * stdio through, forward SIGINT/SIGTERM/SIGHUP to the whole process tree,
  * and return the command's exit code (128+N when killed by signal N).
@@ -243,10 +254,14 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
       } catch (e) { reject(new UserError(`cannot start ${inv.cmd}: ${(e as Error).message}`, EXIT.internal)); return; }
       opts.onSpawn?.(child);
       let killTimer: NodeJS.Timeout | undefined;
+      // The first signal forwarded to the command (or SIGKILL for a timeout): the run then
+      // ends 128+N like docker, whatever the engine reports (PRoot says 255).
+      let forwarded: NodeJS.Signals | undefined;
       const kill = (sig: NodeJS.Signals) => {
         try { if (!interactive && child.pid) process.kill(-child.pid, sig); else child.kill(sig); } catch { /* gone */ }
       };
-      const onSignal = (sig: NodeJS.Signals) => {
+      const onSignal = (sig: NodeJS.Signals, as: NodeJS.Signals = sig) => {
+        forwarded ??= as;
         kill(sig);
         if (!killTimer) killTimer = setTimeout(() => kill('SIGKILL'), 5000);
       };
@@ -255,7 +270,7 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
       const onExit = () => kill('SIGKILL');
       process.on('exit', onExit);
       let timeout: NodeJS.Timeout | undefined;
-      if (opts.timeoutMs) timeout = setTimeout(() => onSignal('SIGTERM'), opts.timeoutMs);
+      if (opts.timeoutMs) timeout = setTimeout(() => onSignal('SIGTERM', 'SIGKILL'), opts.timeoutMs);
       child.on('error', (e) => {
         cleanup();
         reject(new UserError(`cannot start engine ${engine.id} (${inv.cmd}): ${e.message}`, EXIT.internal, engine.fix));
@@ -277,7 +292,7 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
             for (const l of errs) process.stderr.write(`userdock: ${engine.id}: ${l.replace(/^.*msg="?/, '').replace(/"$/, '')}\n`);
           } catch { /* no log */ }
         }
-        resolve(code ?? 128 + (sig ? os.constants.signals[sig] : 0));
+        resolve(exitStatus(code, sig, forwarded));
       });
     });
   } finally {

@@ -119,7 +119,7 @@ export function tagImage(store: Store, src: string, target: string): ImageRef {
   if (!img) throw new UserError(`no such image: ${src} in ${store.dir}`, 1, `see 'userdock images'`);
   const t = parseReference(target);
   if (t.digest) throw new UsageError(`cannot tag with a digest: ${target}`, 'give NAME[:TAG]');
-  const ref: ImageRef = { ...img.ref, name: t.storeName, updated: new Date().toISOString() };
+  const ref: ImageRef = { ...img.ref, name: t.storeName, updated: new Date().toISOString(), checked: undefined };
   store.setRef(ref);
   return ref;
 }

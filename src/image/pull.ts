@@ -12,6 +12,7 @@ import { makeProgress, silentProgress, type ProgressSink } from './progress.js';
 import { parseReference, type Reference } from './reference.js';
 import type { Body } from './http.js';
 import { backoffMs, closeAgent, header, isNetworkError, MANIFEST_TYPES, RegistryClient, RegistryError } from './registry.js';
+import { imageComplete, platformFits, pullTtlMs, recentlyChecked } from './fresh.js';
 import { openStore, sha256Hex, type Descriptor, type Image, type ImageConfig, type ImageRef, type Manifest, type Platform, type Store } from './store.js';
 
 export interface PullOptions {
@@ -21,6 +22,11 @@ export interface PullOptions {
   progress?: ProgressSink;
   /** Parallel layer downloads (default 4). */
   concurrency?: number;
+  /**
+   * Skip the registry for a tag it confirmed less than this long ago (ms);
+   * default USERDOCK_PULL_TTL (300 s); 0: always ask (run --pull=always).
+   */
+  ttlMs?: number;
 }
 
 export interface PullResult {
@@ -123,14 +129,7 @@ export function cleanTmp(store: Store): void {
   }
 }
 
-/** Whether the manifest and every blob it names are in the store. */
-export function imageComplete(store: Store, manifestDigest: string): boolean {
-  if (!store.hasBlob(manifestDigest)) return false;
-  try {
-    const m = store.readJSONBlob<Manifest>(manifestDigest);
-    return store.hasBlob(m.config.digest, m.config.size) && m.layers.every((l) => store.hasBlob(l.digest, l.size));
-  } catch { return false; }
-}
+export { imageComplete };
 
 /**
  * Resolve a digest (index or image manifest) to a platform manifest using
@@ -397,15 +396,17 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
   cleanTmp(store);
   const what = ref.familiar;
   const existing = store.getRef(ref.storeName);
-  // A stored image fits when it is for the wanted platform, or (without
-  // --platform) when it came from a single-platform manifest.
-  const platformOk = (r: ImageRef | undefined) => !!r && (samePlatform(r.platform, want) || !r.platform
-    || (!p.explicitPlatform && (!r.sourceDigest || r.sourceDigest === r.digest)));
+  const platformOk = (r: ImageRef | undefined) => platformFits(r, want, p.explicitPlatform);
 
-  const finish = (manifestDigest: string, sourceDigest: string, platform: Platform | undefined): Image => {
+  /** Point the ref at the image; `confirmed`: a registry just answered for the tag. */
+  const finish = (manifestDigest: string, sourceDigest: string, platform: Platform | undefined, confirmed = false): Image => {
     const prev = store.getRef(ref.storeName);
+    const now = new Date().toISOString();
+    const checked = confirmed && !ref.digest ? now : undefined;
     if (!prev || prev.digest !== manifestDigest || prev.sourceDigest !== sourceDigest || !samePlatform(prev.platform, platform)) {
-      store.setRef({ name: ref.storeName, digest: manifestDigest, sourceDigest, platform, updated: new Date().toISOString() });
+      store.setRef({ name: ref.storeName, digest: manifestDigest, sourceDigest, platform, updated: now, checked });
+    } else if (checked) {
+      store.setRef({ ...prev, checked });
     }
     return store.loadImage(store.getRef(ref.storeName)!);
   };
@@ -418,7 +419,12 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
       return { image: finish(local.manifest, ref.digest, plat), upToDate: true, offline: false };
     }
   } else if (existing && platformOk(existing) && imageComplete(store, existing.digest)) {
-    // By tag, present: one HEAD request decides.
+    // By tag, present and confirmed by the registry within the TTL: no request.
+    if (recentlyChecked(existing, opts.ttlMs ?? pullTtlMs(p.ctx.env))) {
+      p.mark('confirmed within USERDOCK_PULL_TTL: no request');
+      return { image: store.loadImage(existing), upToDate: true, offline: false };
+    }
+    // Else one HEAD request decides.
     let head: Awaited<ReturnType<Puller['manifest']>> | undefined;
     try {
       head = await p.manifest(ref.tag!, 'HEAD');
@@ -430,12 +436,14 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
       throw e;
     }
     if (head.digest && head.digest === existing.sourceDigest) {
+      const cur = store.getRef(ref.storeName) ?? existing;
+      if (cur.digest === existing.digest) store.setRef({ ...cur, checked: new Date().toISOString() });
       return { image: store.loadImage(existing), upToDate: true, offline: false };
     }
     if (head.digest) {
       const local = resolveLocal(store, head.digest, want, what);
       if (local && imageComplete(store, local.manifest)) {
-        return { image: finish(local.manifest, head.digest, platformOf(store, local.manifest, local.platform)), upToDate: true, offline: false };
+        return { image: finish(local.manifest, head.digest, platformOf(store, local.manifest, local.platform), true), upToDate: true, offline: false };
       }
     }
   }
@@ -497,7 +505,7 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
     });
     p.mark('blobs stored');
     await store.putBlob(manifestBody, manifestDigest);
-    const img = finish(manifestDigest, top, platformOf(store, manifestDigest, descPlatform));
+    const img = finish(manifestDigest, top, platformOf(store, manifestDigest, descPlatform), true);
     p.mark('ref written');
     if (imageComplete(store, manifestDigest) || round >= 3) return { image: img, upToDate: false, offline: false };
   }

@@ -66,6 +66,12 @@ export interface ImageRef {
   platform?: Platform;
   /** ISO time the ref was written. */
   updated: string;
+  /**
+   * ISO time a registry last confirmed that the tag names this image (a pull
+   * that asked it). `userdock pull` skips the request while this is younger
+   * than USERDOCK_PULL_TTL seconds (src/image/fresh.ts).
+   */
+  checked?: string;
 }
 
 export interface Image {

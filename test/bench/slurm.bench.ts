@@ -1,8 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { runGroup, startConformanceEnv, type ConformanceEnv } from '../support/conformance-env.js';
-import { cwlRunBin, testUser } from '../support/user.js';
+import { startConformanceEnv, type ConformanceEnv } from '../support/conformance-env.js';
+import { cwlRunBin } from '../support/user.js';
 import { ensureSlurm } from '../support/slurm.js';
+import { mustRun, warmImage, writeAsUser, writeScatterWorkflow } from '../support/cwl-fixtures.js';
+import type { BenchRow } from './run.js';
 
 /**
  * cwl-run --executor slurm on the single-node test cluster (2 CPUs), as the
@@ -25,59 +26,19 @@ stdout: out.txt
 outputs: {out: {type: File, outputBinding: {glob: out.txt}}}
 `;
 
-const WF = `cwlVersion: v1.2
-class: Workflow
-requirements: {ScatterFeatureRequirement: {}}
-inputs: {xs: 'int[]'}
-outputs: {all: {type: File, outputSource: gather/all}}
-steps:
-  one:
-    scatter: x
-    in: {x: xs}
-    out: [out]
-    run:
-      class: CommandLineTool
-      requirements: {DockerRequirement: {dockerPull: "${IMAGE}"}}
-      baseCommand: echo
-      inputs: {x: {type: int, inputBinding: {position: 1}}}
-      stdout: out.txt
-      outputs: {out: {type: File, outputBinding: {glob: out.txt}}}
-  gather:
-    in: {fs: one/out}
-    out: [all]
-    run:
-      class: CommandLineTool
-      requirements: {DockerRequirement: {dockerPull: "${IMAGE}"}}
-      baseCommand: cat
-      inputs: {fs: {type: 'File[]', inputBinding: {position: 1}}}
-      stdout: all.txt
-      outputs: {all: {type: File, outputBinding: {glob: all.txt}}}
-`;
+const run = (ce: ConformanceEnv, label: string, cmd: string, args: string[], cwd: string): Promise<number> =>
+  mustRun(label, cmd, args, { env: ce.env, cwd, timeoutMs: 20 * 60_000 }).then((r) => r.seconds);
 
-type Row = { name: string; ours_s: number; anchor_s: number; ratio: number; anchor?: string; goal?: string; note?: string };
-
-async function run(ce: ConformanceEnv, label: string, cmd: string, args: string[], cwd: string): Promise<number> {
-  const r = await runGroup(cmd, args, { env: ce.env, cwd, timeoutMs: 20 * 60_000 });
-  if (r.timedOut || r.code !== 0) throw new Error(`${label} ${r.timedOut ? 'timed out' : `exited ${r.code}`}: ${r.stderr.slice(-2000)}`);
-  return r.seconds;
-}
-
-export async function benchSlurm(): Promise<Row[]> {
+export async function benchSlurm(): Promise<BenchRow[]> {
   const cluster = await ensureSlurm();
   const ce = await startConformanceEnv({ copySuite: false });
   try {
-    const u = testUser();
     const dir = path.join(ce.workDir, 'slurm-bench');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'tool.cwl'), TOOL);
-    fs.writeFileSync(path.join(dir, 'tool-job.json'), JSON.stringify({ msg: 'hello' }));
-    fs.writeFileSync(path.join(dir, 'wf.cwl'), WF);
-    fs.writeFileSync(path.join(dir, 'wf-job.json'), JSON.stringify({ xs: Array.from({ length: WIDTH }, (_, i) => i) }));
-    fs.chownSync(dir, u.uid, u.gid);
-    for (const f of fs.readdirSync(dir)) fs.chownSync(path.join(dir, f), u.uid, u.gid);
+    const { wf, job } = writeScatterWorkflow(dir, { width: WIDTH, image: IMAGE });
+    writeAsUser(dir, 'tool.cwl', TOOL);
+    writeAsUser(dir, 'tool-job.json', JSON.stringify({ msg: 'hello' }));
     // Warm: the image in the store and its rootfs extracted (both runners then measure scheduling + run).
-    await run(ce, 'userdock pull', 'userdock', ['pull', IMAGE], dir);
-    await run(ce, 'userdock run', 'userdock', ['run', '--rm', IMAGE, 'true'], dir);
+    await warmImage(ce.env, IMAGE, { extract: true });
     const cwlRun = (label: string, extra: string[], proc: string, job: string): Promise<number> =>
       run(ce, `cwl-run ${label}`, process.execPath, [cwlRunBin(), '--quiet', ...extra, '--outdir', path.join(dir, `out-${label}`), proc, job], dir);
     const slurm = ['--executor', 'slurm', '--slurm-partition', cluster.partition];
@@ -86,8 +47,8 @@ export async function benchSlurm(): Promise<Row[]> {
     const toilStore = path.join(dir, 'toil-jobstore');
     const tToil = await run(ce, 'toil-cwl-runner', '/usr/bin/toil-cwl-runner', ['--batchSystem', 'slurm', '--user-space-docker-cmd=userdock', '--jobStore', toilStore,
       '--workDir', path.join(dir), '--outdir', path.join(dir, 'out-toil'), '--logWarning', 'tool.cwl', 'tool-job.json'], dir);
-    const tScSlurm = await cwlRun('wf-slurm', [...slurm, '--slurm-workdir', path.join(dir, 'wd-wf')], 'wf.cwl', 'wf-job.json');
-    const tScLocal = await cwlRun('wf-local', ['--parallel'], 'wf.cwl', 'wf-job.json');
+    const tScSlurm = await cwlRun('wf-slurm', [...slurm, '--slurm-workdir', path.join(dir, 'wd-wf')], wf, job);
+    const tScLocal = await cwlRun('wf-local', ['--parallel'], wf, job);
     return [
       { name: 'cwl-run --executor slurm: one containerized tool', ours_s: tOurs, anchor: 'toil-cwl-runner --batchSystem slurm', anchor_s: tToil, ratio: tOurs / tToil, goal: '< 1×' },
       { name: `cwl-run --executor slurm: ${WIDTH}-way scatter + gather`, ours_s: tScSlurm, anchor: 'same workflow, local executor', anchor_s: tScLocal, ratio: tScSlurm / tScLocal,

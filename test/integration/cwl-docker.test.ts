@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { runAsUser, cwlRunBin, userdock, userTempDir, testUser, type RunResult } from '../support/user.js';
+import { runAsUser, cwlRunBin, userdock, type RunResult } from '../support/user.js';
 import { fixtureCache } from '../support/images.js';
+import { giveToUser, offlineWorkspace, saveBusybox, writeAsUser } from '../support/cwl-fixtures.js';
 import { planMounts } from '../../src/isolation/plan.js';
 
 /**
@@ -19,14 +19,7 @@ let cache = '';
 let work = '';
 let env: Record<string, string> = {};
 
-function give(p: string): string { const u = testUser(); execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, p]); return p; }
-
-function write(name: string, text: string): string {
-  const p = path.join(work, name);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
-  return give(p);
-}
+const write = (name: string, text: string): string => writeAsUser(work, name, text);
 
 function cwlRun(args: string[], cwd = work): Promise<RunResult> {
   return runAsUser(process.execPath, [cwlRunBin(), ...args], { cwd, env, timeoutMs: 180_000 });
@@ -54,22 +47,15 @@ function expectRan(r: RunResult): void {
 
 before(async () => {
   cache = await fixtureCache({ timeoutMs: 1_500_000 });
-  work = userTempDir('cwl-docker');
-  env = {
-    USERDOCK_DIR: path.join(work, 'store'),
-    USERDOCK_CONFIG_DIR: path.join(work, 'config'),
-    // nothing listens there: any registry contact fails the test
-    USERDOCK_MIRRORS: 'docker.io=http://127.0.0.1:9',
-    TMPDIR: path.join(work, 'tmp'),
-  };
-  for (const d of ['store', 'config', 'tmp', 'images']) fs.mkdirSync(path.join(work, d));
+  // no registry reachable: any registry contact fails the test
+  ({ work, env } = offlineWorkspace('cwl-docker'));
   // a `docker save` tarball and a `docker export` tarball (the busybox layer is a flat rootfs tar.gz)
-  execFileSync('skopeo', ['copy', '-q', `oci:${path.join(cache, 'busybox')}:latest`, `docker-archive:${path.join(work, 'images', 'bb-save.tar')}:cwltest/bb:1`]);
+  saveBusybox(cache, path.join(work, 'images', 'bb-save.tar'), 'cwltest/bb:1');
   const layout = path.join(cache, 'busybox');
   const idx = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8'));
   const man = JSON.parse(fs.readFileSync(path.join(layout, 'blobs', 'sha256', idx.manifests[0].digest.slice(7)), 'utf8'));
   fs.copyFileSync(path.join(layout, 'blobs', 'sha256', man.layers[0].digest.slice(7)), path.join(work, 'images', 'bb-rootfs.tar.gz'));
-  give(work);
+  giveToUser(work);
 }, { timeout: 1_800_000 });
 
 after(() => { if (work && !process.env.USERDOCK_KEEP_TMP) fs.rmSync(work, { recursive: true, force: true }); });

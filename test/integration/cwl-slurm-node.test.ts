@@ -2,34 +2,34 @@
 // cwl-run --executor slurm retries a tool whose job ended NODE_FAIL, and the retry succeeds once the node is back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cwlRunBin, userTempDir, testUser, userEnv } from '../support/user.js';
+import { cwlRunBin, testUser, userEnv } from '../support/user.js';
 import { fixtureCache } from '../support/images.js';
+import { dockerRequirement, giveToUser, offlineWorkspace, saveBusybox } from '../support/cwl-fixtures.js';
 import { ensureSlurm, nodeState, setNodeState, waitIdle, waitJobState, type SlurmCluster } from '../support/slurm.js';
 
 let cluster: SlurmCluster;
 let work = '';
+let env: Record<string, string> = {};
 
 before(async () => {
   cluster = await ensureSlurm();
   const cache = await fixtureCache({ timeoutMs: 1_500_000 });
-  work = userTempDir('cwl-slurm-node');
-  for (const d of ['store', 'config', 'tmp', 'images']) fs.mkdirSync(path.join(work, d));
-  execFileSync('skopeo', ['copy', '-q', `oci:${path.join(cache, 'busybox')}:latest`, `docker-archive:${path.join(work, 'images', 'bb.tar')}:cwltest/bb:1`]);
+  ({ work, env } = offlineWorkspace('cwl-slurm-node'));
+  saveBusybox(cache, path.join(work, 'images', 'bb.tar'), 'cwltest/bb:1');
   fs.writeFileSync(path.join(work, 'slow.cwl'), `cwlVersion: v1.2
 class: CommandLineTool
 requirements:
-  DockerRequirement: { dockerLoad: images/bb.tar, dockerImageId: "cwltest/bb:1" }
+  ${dockerRequirement({ load: 'images/bb.tar', id: 'cwltest/bb:1' })}
 baseCommand: [sh, -c]
 arguments: ['sleep 6; echo survived > out.txt']
 inputs: []
 outputs:
   out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
 `);
-  const u = testUser();
-  execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, work]);
+  giveToUser(work);
 }, { timeout: 1_800_000 });
 
 after(async () => {
@@ -40,9 +40,8 @@ after(async () => {
 test('node down under a running tool: NODE_FAIL is resubmitted and the retry succeeds', { timeout: 300_000 }, async () => {
   await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 120_000 });
   const u = testUser();
-  const env = userEnv({ USERDOCK_DIR: path.join(work, 'store'), USERDOCK_CONFIG_DIR: path.join(work, 'config'), TMPDIR: path.join(work, 'tmp'), USERDOCK_MIRRORS: 'docker.io=http://127.0.0.1:9' });
   const child = spawn(process.execPath, [cwlRunBin(), '--executor', 'slurm', '--slurm-retries', '2', '--outdir', path.join(work, 'out'), 'slow.cwl'],
-    { uid: u.uid, gid: u.gid, cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    { uid: u.uid, gid: u.gid, cwd: work, env: userEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let err = ''; let out = '';
   child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
   child.stdout.on('data', (b: Buffer) => { out += b.toString(); });

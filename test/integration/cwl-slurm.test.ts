@@ -1,10 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { runAsUser, cwlRunBin, userTempDir, testUser, userEnv, type RunResult } from '../support/user.js';
+import { runAsUser, cwlRunBin, testUser, userEnv, type RunResult } from '../support/user.js';
 import { fixtureCache } from '../support/images.js';
+import { dockerRequirement, giveToUser, offlineWorkspace, saveBusybox, writeAsUser, writeScatterWorkflow } from '../support/cwl-fixtures.js';
 import { ensureSlurm, squeueJobs, waitJobState, type SlurmCluster } from '../support/slurm.js';
 
 /**
@@ -19,13 +20,7 @@ let cluster: SlurmCluster;
 let work = '';
 let env: Record<string, string> = {};
 
-function give(p: string): string { const u = testUser(); execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, p]); return p; }
-function write(name: string, text: string): string {
-  const p = path.join(work, name);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
-  return give(p);
-}
+const write = (name: string, text: string): string => writeAsUser(work, name, text);
 function cwlRun(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 240_000): Promise<RunResult> {
   return runAsUser(process.execPath, [cwlRunBin(), ...args], { cwd: work, env: { ...env, ...extraEnv }, timeoutMs });
 }
@@ -51,20 +46,14 @@ async function until<T>(what: string, f: () => T | undefined | Promise<T | undef
 }
 const jobIdIn = (s: string): string | undefined => /\[slurm\] job (\d+):/.exec(s)?.[1];
 
-const DOCKER = 'DockerRequirement: { dockerLoad: images/bb.tar, dockerImageId: "cwltest/bb:1" }';
+const BB = { load: 'images/bb.tar', id: 'cwltest/bb:1' };
+const DOCKER = dockerRequirement(BB);
 
 before(async () => {
   cluster = await ensureSlurm();
   const cache = await fixtureCache({ timeoutMs: 1_500_000 });
-  work = userTempDir('cwl-slurm');
-  env = {
-    USERDOCK_DIR: path.join(work, 'store'),
-    USERDOCK_CONFIG_DIR: path.join(work, 'config'),
-    USERDOCK_MIRRORS: 'docker.io=http://127.0.0.1:9',
-    TMPDIR: path.join(work, 'tmp'),
-  };
-  for (const d of ['store', 'config', 'tmp', 'images']) fs.mkdirSync(path.join(work, d));
-  execFileSync('skopeo', ['copy', '-q', `oci:${path.join(cache, 'busybox')}:latest`, `docker-archive:${path.join(work, 'images', 'bb.tar')}:cwltest/bb:1`]);
+  ({ work, env } = offlineWorkspace('cwl-slurm'));
+  saveBusybox(cache, path.join(work, 'images', 'bb.tar'), BB.id);
   write('tool.cwl', `cwlVersion: v1.2
 class: CommandLineTool
 requirements:
@@ -76,42 +65,9 @@ inputs: []
 outputs:
   out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
 `);
-  write('wf.cwl', `cwlVersion: v1.2
-class: Workflow
-requirements:
-  ScatterFeatureRequirement: {}
-inputs:
-  xs: int[]
-outputs:
-  outs: {type: 'File[]', outputSource: one/out}
-  total: {type: File, outputSource: sum/total}
-steps:
-  one:
-    scatter: x
-    in: {x: xs}
-    out: [out]
-    run:
-      class: CommandLineTool
-      requirements:
-        # an outdir whose parent exists in busybox: P1 (PRoot) runs of a shared rootfs with the outdir under a
-        # missing /var race each other ("can't create out.txt: nonexistent directory"), with or without Slurm
-        ${DOCKER.replace(' }', ', dockerOutputDirectory: /home/out }')}
-      baseCommand: [sh, -c]
-      arguments: ['echo $(inputs.x) > out.txt']
-      inputs: {x: int}
-      outputs: {out: {type: File, outputBinding: {glob: out.txt}}}
-  sum:
-    in: {fs: one/out}
-    out: [total]
-    run:
-      class: CommandLineTool
-      baseCommand: [cat]
-      inputs: {fs: {type: 'File[]', inputBinding: {position: 1}}}
-      stdout: all.txt
-      outputs:
-        total: {type: File, outputBinding: {glob: all.txt}}
-`);
-  write('job20.json', JSON.stringify({ xs: Array.from({ length: 20 }, (_, i) => i) }));
+  // the scattered tool's outdir has a parent in busybox: P1 (PRoot) runs of a shared rootfs with the outdir under a
+  // missing /var race each other ("can't create out.txt: nonexistent directory"), with or without Slurm
+  writeScatterWorkflow(work, { width: 20, image: BB, outdir: '/home/out', gather: 'host' });
   write('sleep.cwl', `cwlVersion: v1.2
 class: CommandLineTool
 requirements:
@@ -123,7 +79,7 @@ inputs:
   limit: { type: int, default: 0 }
 outputs: []
 `);
-  give(work);
+  giveToUser(work);
 }, { timeout: 1_800_000 });
 
 after(async () => {
@@ -147,7 +103,7 @@ test('a containerized tool runs through --executor slurm on the node', { timeout
 test('a 20-way scatter is ONE sbatch array, one rootfs extraction on the node; a restart reuses every step', { timeout: 300_000 }, async () => {
   const rootfsDir = path.join(work, 'node-rootfs'); // fresh node-local rootfs dir: the extraction count is exact
   const wd = path.join(work, 'wd-scatter');
-  const args = ['--debug', '--executor', 'slurm', '--slurm-workdir', wd, '--outdir', path.join(work, 'o-scatter'), 'wf.cwl', 'job20.json'];
+  const args = ['--debug', '--executor', 'slurm', '--slurm-workdir', wd, '--outdir', path.join(work, 'o-scatter'), 'wf.cwl', 'job.json'];
   const r = await cwlRun(args, { USERDOCK_ROOTFS_DIR: rootfsDir });
   assert.equal(r.code, 0, r.stderr.slice(-3000));
   const out = JSON.parse(r.stdout);

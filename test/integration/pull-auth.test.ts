@@ -56,7 +56,7 @@ test('htpasswd basic auth: pull refused, login (stdin), pull, logout', { timeout
   const out = await userdock(['logout', reg.host], { env });
   assert.equal(out.code, 0);
   assert.ok(!fs.readFileSync(path.join(cfg, 'auth.json'), 'utf8').includes(reg.host));
-  const again = await userdock(['pull', '--quiet', `${reg.host}/private/bb:2`], { env, timeoutMs: 60_000 });
+  const again = await userdock(['pull', '--quiet', `${reg.host}/private/bb:2`], { env: { ...env, USERDOCK_PULL_TTL: '0' }, timeoutMs: 60_000 });
   assert.equal(again.code, 1);
 });
 

@@ -105,7 +105,8 @@ test('multi-platform index: --platform linux/arm64 and the host default', { time
 });
 
 test('a pull of a present image costs one request; by digest none', { timeout: 120_000 }, async () => {
-  const { env } = dirs();
+  const { env: e0 } = dirs();
+  const env = { ...e0, USERDOCK_PULL_TTL: '0' };
   const name = `${proxy.host}/library/busybox`;
   await ok(['pull', name], env);
   let n = proxy.hits.requests;
@@ -120,8 +121,27 @@ test('a pull of a present image costs one request; by digest none', { timeout: 1
   assert.equal(r.stdout, `${name}@${digest}\n`);
 });
 
-test('offline: a present image is used with a warning; an absent one fails clearly', { timeout: 120_000 }, async () => {
+test('a tag the registry confirmed within USERDOCK_PULL_TTL costs no request; after it, one HEAD', { timeout: 120_000 }, async () => {
   const { env } = dirs();
+  const name = `${proxy.host}/library/busybox`;
+  await ok(['pull', name], env);
+  let n = proxy.hits.requests;
+  const r = await ok(['pull', name], env);
+  assert.equal(proxy.hits.requests - n, 0, 'confirmed seconds ago: no request (default TTL 300 s)');
+  assert.equal(r.stdout, `${name}:latest\n`);
+  await new Promise((res) => setTimeout(res, 1100));
+  n = proxy.hits.requests;
+  await ok(['pull', name], { ...env, USERDOCK_PULL_TTL: '1' });
+  assert.equal(proxy.hits.requests - n, 1, 'older than the TTL: one HEAD');
+  assert.equal(proxy.hits.log.at(-1)!.method, 'HEAD');
+  n = proxy.hits.requests;
+  await ok(['pull', name], { ...env, USERDOCK_PULL_TTL: '1' });
+  assert.equal(proxy.hits.requests - n, 0, 'the HEAD confirmed it again');
+});
+
+test('offline: a present image is used with a warning; an absent one fails clearly', { timeout: 120_000 }, async () => {
+  const { env: e0 } = dirs();
+  const env = { ...e0, USERDOCK_PULL_TTL: '0' };
   const p = await startFaultProxy(reg.url);
   const name = `${p.host}/library/busybox`;
   await ok(['pull', name], env);
@@ -159,7 +179,7 @@ test('mirror via USERDOCK_MIRRORS: the image keeps its docker.io name', { timeou
 test('mirrors are tried in order, a dead one skipped; the origin after them is not needed', { timeout: 120_000 }, async () => {
   const { env } = dirs();
   // "origin" 127.0.0.2:9 has nothing listening: it must never spoil the answer of the working mirror.
-  const e = { ...env, USERDOCK_RETRIES: '0', USERDOCK_MIRRORS: `127.0.0.2:9=http://127.0.0.1:1,http://${proxy.host}` };
+  const e = { ...env, USERDOCK_RETRIES: '0', USERDOCK_PULL_TTL: '0', USERDOCK_MIRRORS: `127.0.0.2:9=http://127.0.0.1:1,http://${proxy.host}` };
   const r = await ok(['pull', '127.0.0.2:9/library/bbzstd'], e);
   assert.equal(r.stdout, '127.0.0.2:9/library/bbzstd:latest\n');
   const n = proxy.hits.requests;
