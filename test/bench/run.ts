@@ -14,7 +14,9 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   pull: async () => (await import('./pull.bench.js')).benchPull as Bench,
   create: async () => (await import('./create.bench.js')).benchCreate as Bench,
   run: async () => (await import('./run.bench.js')).benchRun as Bench,
-  scatter: async () => (await import('./scatter.bench.js')).benchScatter as Bench,
+  'cwltool-scatter': async () => (await import('./scatter.bench.js')).benchScatter as Bench,
+  'cwl-scatter': async () => (await import('./cwl-scatter.bench.js')).benchCwlScatter as Bench,
+  'cwl-suite': async () => (await import('./cwl-suite.bench.js')).benchCwlSuite as Bench,
   slurm: async () => (await import('./slurm.bench.js')).benchSlurm as Bench,
 };
 
