@@ -69,9 +69,15 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   }
   if (noSeccomp) { env.PROOT_NO_SECCOMP = '1'; proots.push('PROOT_NO_SECCOMP'); }
   if (pollute) { env.PROOT_DONT_POLLUTE_ROOTFS = '1'; proots.push('PROOT_DONT_POLLUTE_ROOTFS'); }
-  // PRoot reads them once, at start: the image's env(1) drops them before the command runs.
-  const envBin = proots.length ? imageEnv(p) : undefined;
-  const argv = envBin ? [envBin, ...proots.flatMap((v) => ['-u', v]), '--', ...p.argv] : p.argv;
+  let argv: string[];
+  if (imageHas(p, ['/bin/sh'])) {
+    // Under a wrapper shell (which also drops PRoot's variables, saving an exec of env(1)).
+    argv = ['/bin/sh', '-c', shellWrapper([...proots, ...['PWD', 'SHLVL'].filter((v) => !(v in p.env))]), 'sh', ...p.argv];
+  } else {
+    // PRoot reads them once, at start: the image's env(1) drops them before the command runs.
+    const envBin = proots.length ? imageHas(p, ['/usr/bin/env', '/bin/env']) : undefined;
+    argv = envBin ? [envBin, ...proots.flatMap((v) => ['-u', v]), '--', ...p.argv] : p.argv;
+  }
   args.push('-w', p.workdir, ...argv);
   return { cmd: bin, args, env, warnings };
 }
@@ -103,9 +109,30 @@ function tmpUsable(ec: EngineContext): boolean {
   return true;
 }
 
-/** The image's env(1), to unset PRoot's variables; undefined when it has none (then they stay visible). */
-function imageEnv(p: Profile): string | undefined {
-  for (const c of ['/usr/bin/env', '/bin/env']) {
+/**
+ * PRoot 5.1 exits 255 when the command dies of a signal, and 0 (or another
+ * process's code) when some other traced process exited last: a killed step
+ * would read as success. The image's /bin/sh runs the command and turns its
+ * status into a plain exit (128+N when killed by signal N, like docker):
+ *  - the command runs in a subshell, which the shell (dash, bash, busybox)
+ *    replaces by exec: same argv (argv[0] included), stdio, cwd, and signal
+ *    dispositions (traps are reset in the subshell); a name is looked up as
+ *    by `sh -c` (a shell builtin of that name wins over /bin/NAME);
+ *  - the shell's own stderr is closed (fd 9 carries it to the command, then
+ *    is closed), so no "Killed" or job report is added to the output;
+ *  - INT/QUIT/TERM/HUP are trapped in the wrapper only, so it waits for the
+ *    command (which gets the signal through the process group) and reports
+ *    the command's own status;
+ *  - PWD and SHLVL, which the shell would export, are unset unless the
+ *    profile sets them (bash as /bin/sh still exports `_`).
+ */
+function shellWrapper(unset: string[]): string {
+  return `exec 9>&2 2>&-;${unset.length ? ` unset ${unset.join(' ')};` : ''} trap : INT QUIT TERM HUP; ("$@" 2>&9 9>&-); exit $?`;
+}
+
+/** The first of `paths` that is an executable file in the image (checked through the profile's binds). */
+function imageHas(p: Profile, paths: string[]): string | undefined {
+  for (const c of paths) {
     const { loc } = resolveContainerPath(p.rootfs, p.ops, c);
     if (loc.kind !== 'host' || !loc.host) continue;
     try { const st = fs.statSync(loc.host); if (st.isFile() && (st.mode & 0o111)) return c; } catch { /* next */ }
@@ -120,7 +147,8 @@ const prootEnforces = {
 const prootLimits = [
   'read-only binds and the rootfs are protected only by host file permissions',
   'no network, pid or hostname isolation',
-  'images without env(1) see PROOT_NO_SECCOMP (P2), PROOT_DONT_POLLUTE_ROOTFS (mount points missing from the image) and, when /tmp is noexec, PROOT_TMP_DIR in their environment',
+  'images without /bin/sh: a command killed by a signal makes the run exit 255, or the code of another process that exited first (PRoot 5.1); with /bin/sh it is 128+N',
+  'images without /bin/sh and env(1) see PROOT_NO_SECCOMP (P2), PROOT_DONT_POLLUTE_ROOTFS (mount points missing from the image) and, when /tmp is noexec, PROOT_TMP_DIR in their environment',
   'mount points missing from the image are not listed by ls of their parent directory (PRoot glue)',
 ];
 
