@@ -115,9 +115,9 @@ function tmpUsable(ec: EngineContext): boolean {
  * would read as success. The image's /bin/sh runs the command and turns its
  * status into a plain exit (128+N when killed by signal N, like docker):
  *  - the command runs in a subshell, which the shell (dash, bash, busybox)
- *    replaces by exec: same argv (argv[0] included), stdio, cwd, and signal
- *    dispositions (traps are reset in the subshell); a name is looked up as
- *    by `sh -c` (a shell builtin of that name wins over /bin/NAME);
+ *    execs: same argv (argv[0] included), stdio, cwd, and signal
+ *    dispositions (traps are reset in the subshell); a name is looked up
+ *    in PATH by `exec`, never taken for a shell builtin;
  *  - the shell's own stderr is closed (fd 9 carries it to the command, then
  *    is closed), so no "Killed" or job report is added to the output;
  *  - INT/QUIT/TERM/HUP are trapped in the wrapper only, so it waits for the
@@ -127,7 +127,7 @@ function tmpUsable(ec: EngineContext): boolean {
  *    profile sets them (bash as /bin/sh still exports `_`).
  */
 function shellWrapper(unset: string[]): string {
-  return `exec 9>&2 2>&-;${unset.length ? ` unset ${unset.join(' ')};` : ''} trap : INT QUIT TERM HUP; ("$@" 2>&9 9>&-); exit $?`;
+  return `exec 9>&2 2>&-;${unset.length ? ` unset ${unset.join(' ')};` : ''} trap : INT QUIT TERM HUP; (exec "$@" 2>&9 9>&-); exit $?`;
 }
 
 /** The first of `paths` that is an executable file in the image (checked through the profile's binds). */
