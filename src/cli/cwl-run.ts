@@ -42,6 +42,9 @@ options:
   --slurm-workdir DIR     shared work dir (default OUTDIR/.cwl-run-slurm); holds
                           job scripts, logs and the job cache (restart = reuse)
   --slurm-retries N       resubmit after NODE_FAIL/PREEMPTED/BOOT_FAIL (default 2)
+  --slurm-node-tmp DIR    node-local directory for the tools' tmpdirs (default:
+                          the job's $TMPDIR, else /tmp); inputs and outputs stay
+                          on the shared work dir
   --version               print the version
 PROCESS --help lists the tool's inputs as options.
 exit status: 0 success, 1 permanentFail, 2 usage, 33 unsupported requirement`;
@@ -77,18 +80,19 @@ function parseOnError(v: string | undefined): 'stop' | 'continue' | undefined {
   return v;
 }
 
-function parseExecutor(o: ReturnType<typeof parseCli>): { workdir: string; partition?: string; account?: string; extra: string[]; retries: number } | undefined {
+function parseExecutor(o: ReturnType<typeof parseCli>): { workdir: string; partition?: string; account?: string; extra: string[]; retries: number; nodeTmp?: string } | undefined {
   const ex = o.executor ?? 'local';
   if (ex !== 'local' && ex !== 'slurm') throw new UsageError(`cwl-run: --executor must be local or slurm (got ${ex})`);
   if (ex === 'local') {
-    if (o.slurmPartition || o.slurmAccount || o.slurmExtra || o.slurmWorkdir || o.slurmRetries) throw new UsageError('cwl-run: --slurm-* options need --executor slurm');
+    if (o.slurmPartition || o.slurmAccount || o.slurmExtra || o.slurmWorkdir || o.slurmRetries || o.slurmNodeTmp) throw new UsageError('cwl-run: --slurm-* options need --executor slurm');
     return undefined;
   }
   const retries = o.slurmRetries === undefined ? 2 : Number(o.slurmRetries);
   if (!Number.isInteger(retries) || retries < 0) throw new UsageError(`cwl-run: --slurm-retries needs a number >= 0 (got ${o.slurmRetries})`);
   const workdir = path.resolve(o.slurmWorkdir ?? path.join(o.outdir ?? process.cwd(), '.cwl-run-slurm'));
   fs.mkdirSync(workdir, { recursive: true });
-  return { workdir, partition: o.slurmPartition, account: o.slurmAccount, extra: (o.slurmExtra ?? '').split(/\s+/).filter(Boolean), retries };
+  return { workdir, partition: o.slurmPartition, account: o.slurmAccount, extra: (o.slurmExtra ?? '').split(/\s+/).filter(Boolean), retries,
+    nodeTmp: o.slurmNodeTmp === undefined ? undefined : path.resolve(o.slurmNodeTmp) };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -37,9 +37,9 @@ async function main(): Promise<void> {
   }
   const fmt = (n: number) => (n < 0.1 ? n.toFixed(4) : n.toFixed(3));
   const lines = [
-    '| benchmark | userdock (s) | anchor | anchor (s) | ratio | goal |',
-    '|---|---:|---|---:|---:|---|',
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.ours_s)} | ${r.anchor ?? ''} | ${fmt(r.anchor_s)} | ${r.ratio.toFixed(2)}× | ${r.goal ?? ''} |`),
+    '| benchmark | userdock (s) | anchor | anchor (s) | ratio | goal | note |',
+    '|---|---:|---|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.ours_s)} | ${r.anchor ?? ''} | ${fmt(r.anchor_s)} | ${r.ratio.toFixed(2)}× | ${r.goal ?? ''} | ${r.note ?? ''} |`),
   ];
   const table = lines.join('\n');
   process.stdout.write(table + '\n');

@@ -125,6 +125,72 @@ test('a 20-way scatter is ONE sbatch array, one rootfs extraction on the node; a
   assert.equal((again.stderr.match(/reusing cached output/g) ?? []).length, 21);
 });
 
+/** Every path under dir whose name contains `needle` (no symlink following). */
+function findNamed(dir: string, needle: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    let ents: fs.Dirent[];
+    try { ents = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    for (const e of ents) {
+      const p = path.join(d, e.name);
+      if (e.name.includes(needle)) out.push(p);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+test('staging: the tmpdir is node-local (--slurm-node-tmp), inputs and outdir on the shared work dir; nothing of tmp left in either', { timeout: 300_000 }, async () => {
+  const marker = `tmpmark-${process.pid}-${Date.now()}`;
+  write('tmpdir.cwl', `cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  ${DOCKER}
+  InlineJavascriptRequirement: {}
+baseCommand: [sh, -c]
+arguments: ['echo "$TMPDIR $(runtime.tmpdir)" > out.txt; head -c 100000 /dev/zero > /tmp/${marker}; ls /tmp >> out.txt; sleep 4']
+inputs: []
+outputs:
+  out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
+`);
+  write('tmpdir-nc.cwl', `cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ['echo "$(runtime.tmpdir)" > out.txt; touch "$(runtime.tmpdir)/${marker}-nc"; readlink -f "$(runtime.tmpdir)" >> out.txt; sleep 4']
+inputs: []
+outputs:
+  out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
+`);
+  const nodeTmp = path.join(work, 'node-tmp'); // stands in for node-local disk (single-node cluster)
+  const wd = path.join(work, 'wd-staging');
+  for (const [tool, name] of [['tmpdir.cwl', marker], ['tmpdir-nc.cwl', `${marker}-nc`]] as const) {
+    const bg = cwlRunBg(['--executor', 'slurm', '--slurm-workdir', wd, '--slurm-node-tmp', nodeTmp, '--outdir', path.join(work, `o-${tool}`), tool]);
+    let seenLocal: string[] = [];
+    let seenShared: string[] = [];
+    const poll = setInterval(() => {
+      if (!seenLocal.length) seenLocal = findNamed(nodeTmp, name);
+      seenShared = [...seenShared, ...findNamed(wd, name)];
+    }, 150);
+    const code = await bg.done;
+    clearInterval(poll);
+    assert.equal(code, 0, bg.stderr().slice(-3000));
+    assert.ok(seenLocal.length, `${tool}: the tool's tmp file never appeared under --slurm-node-tmp ${nodeTmp}`);
+    assert.match(seenLocal[0]!, new RegExp(`^${nodeTmp}/cwl-run-tmp-[^/]+/${name}$`));
+    assert.deepEqual(seenShared, [], `${tool}: tmp contents on the shared work dir`);
+    // afterwards: the node-local tmpdir is gone, the shared work dir has no tmp contents
+    assert.deepEqual(fs.readdirSync(nodeTmp), [], 'node-local tmpdirs removed after the job');
+    assert.deepEqual(findNamed(wd, name), []);
+    const tmpLeft = fs.existsSync(path.join(wd, 'tmp')) ? fs.readdirSync(path.join(wd, 'tmp')).filter((d) => d.startsWith('cwlrun-tmp-')).flatMap((d) => fs.readdirSync(path.join(wd, 'tmp', d))) : [];
+    assert.deepEqual(tmpLeft, []);
+  }
+  const c = fs.readFileSync(path.join(work, 'o-tmpdir.cwl', 'out.txt'), 'utf8');
+  assert.match(c, new RegExp(`^/tmp /tmp\\n(.*\\n)*${marker}\\n`), 'the container sees its tmpdir at /tmp');
+  const nc = fs.readFileSync(path.join(work, 'o-tmpdir-nc.cwl', 'out.txt'), 'utf8').split('\n');
+  assert.ok(nc[0]!.startsWith(path.join(wd, 'tmp') + '/'), `process job: $(runtime.tmpdir) is the driver's path: ${nc[0]}`);
+  assert.ok(nc[1]!.startsWith(nodeTmp + '/cwl-run-tmp-'), `process job: it resolves to node-local disk: ${nc[1]}`);
+});
+
 test('ToolTimeLimit is enforced on the node: a clear time-limit failure', { timeout: 300_000 }, async () => {
   const r = await cwlRun(['--executor', 'slurm', '--outdir', path.join(work, 'o-tl'), 'sleep.cwl', '--s', '60', '--limit', '2']);
   assert.equal(r.code, 1, r.stderr);

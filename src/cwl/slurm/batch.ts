@@ -12,6 +12,8 @@ export interface BatchFile {
   configDir: string;
   engine?: string;
   debug: boolean;
+  /** --slurm-node-tmp: where the node puts each job's tmpdir (default: the job's $TMPDIR, else /tmp). */
+  nodeTmp?: string;
 }
 
 export interface ItemResult extends LaunchResult { seconds: number; rootfs?: 'reused' | 'waited' }

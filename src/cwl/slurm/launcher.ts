@@ -27,6 +27,8 @@ export interface SlurmLauncherOptions {
   extra?: string[];
   /** Resubmissions after NODE_FAIL/PREEMPTED/BOOT_FAIL (default 2). */
   retries?: number;
+  /** Node-local directory for the jobs' tmpdirs (--slurm-node-tmp; default the job's $TMPDIR, else /tmp). */
+  nodeTmp?: string;
   /** Most array tasks running at once (%K). */
   throttle?: number;
   windowMs?: number;
@@ -121,7 +123,7 @@ export class SlurmLauncher implements Launcher {
     const file: BatchFile = {
       version: 1, tasks: p.tasks, perTask: p.perTask,
       items: group.map((x, i) => ({ id: String(i), spec: x.spec })),
-      storeDir: ctx.storeDir, configDir: ctx.configDir, engine: first.opts.engine, debug: ctx.debug,
+      storeDir: ctx.storeDir, configDir: ctx.configDir, engine: first.opts.engine, debug: ctx.debug, nodeTmp: this.o.nodeTmp,
     };
     const batchFile = path.join(dir, 'batch.json');
     fs.writeFileSync(batchFile, JSON.stringify(file));

@@ -10,6 +10,13 @@
  * item-<i>.json next to the batch file; a job without a result file failed
  * with its task (the driver reads the task's Slurm state).
  *
+ * Staging: inputs and the outdir stay on the shared work directory; each
+ * job's tmpdir is node-local (a fresh directory under --slurm-node-tmp, else
+ * the job's $TMPDIR, else /tmp), removed after the job. A container sees it
+ * at /tmp as before (the tmpdir bind is re-pointed); a process job's shared
+ * tmpdir path becomes a symlink to it for the job's duration, so
+ * $(runtime.tmpdir) on its command line still works.
+ *
  *   node node.js BATCH.json [TASK]     (TASK defaults to $SLURM_ARRAY_TASK_ID)
  */
 import fs from 'node:fs';
@@ -18,6 +25,7 @@ import path from 'node:path';
 import { taskItems } from './pack.js';
 import { resultPath, type BatchFile, type ItemResult } from './batch.js';
 import type { ExecOptions } from '../tool.js';
+import { localTmp, nodeTmpBase } from './staging.js';
 import type { Context } from '../../cli/context.js';
 
 function writeResult(batchDir: string, id: string, r: ItemResult): void {
@@ -40,13 +48,13 @@ async function main(): Promise<number> {
   const mine = batch.items.slice(start, end);
   const say = (m: string): void => { process.stderr.write(`cwl-run node ${host} task ${task}: ${m}\n`); };
 
-  // ResourceRequirement outdirSize + tmpdirSize against the node-local disk.
-  const tmp = process.env.TMPDIR || os.tmpdir();
-  const need = Math.max(0, ...mine.map((it) => (it.spec.outdirMB || 0) + (it.spec.tmpdirMB || 0)));
+  // ResourceRequirement tmpdirSize against the node-local disk that holds the tmpdirs (the outdir is on the shared work dir).
+  const tmp = nodeTmpBase(batch.nodeTmp);
+  const need = Math.max(0, ...mine.map((it) => it.spec.tmpdirMB || 0));
   let availMB = Infinity;
   try { const st = fs.statfsSync(tmp); availMB = Math.floor((st.bavail * st.bsize) / 2 ** 20); } catch (e) { say(`cannot stat ${tmp}: ${(e as Error).message}`); }
   if (availMB < need) {
-    const message = `node ${host}: ${tmp} has ${availMB} MiB free, the tool asks for ${need} MiB (ResourceRequirement outdirMin + tmpdirMin)`;
+    const message = `node ${host}: ${tmp} (node-local tmpdir) has ${availMB} MiB free, the tool asks for ${need} MiB (ResourceRequirement tmpdirMin)`;
     say(message);
     for (const it of mine) writeResult(dir, it.id, { exitCode: 1, message, where, seconds: 0 });
     return 1;
@@ -85,7 +93,8 @@ async function main(): Promise<number> {
   // scancel / Slurm time limit: SIGTERM reaches this process and the tool's at once. Items ended by
   // it get no result file, so the driver reports the task's Slurm state (CANCELLED, TIMEOUT, ...).
   let terminated = false;
-  process.on('SIGTERM', () => { terminated = true; setTimeout(() => process.exit(143), 100); });
+  let current: { done: () => void } | undefined; // the running job's node-local tmpdir
+  process.on('SIGTERM', () => { terminated = true; setTimeout(() => { current?.done(); process.exit(143); }, 100); });
   let failed = 0;
   for (const it of mine) {
     if (terminated) break;
@@ -99,7 +108,13 @@ async function main(): Promise<number> {
         it.spec.container.spec.rootfs = rf.path;
         how = rf.how;
       }
-      const res = await launchHere(it.spec, opts);
+      const local = localTmp(it.spec, tmp);
+      current = local;
+      let res: Awaited<ReturnType<typeof launchHere>>;
+      try {
+        if (batch.debug && local) say(`${it.spec.label}: tmpdir ${local.dir}`);
+        res = await launchHere(it.spec, opts);
+      } finally { current = undefined; local?.done(); }
       r = { ...res, where, seconds: (performance.now() - t0) / 1000, rootfs: how };
       // some engines report the time-limit kill as their own exit status (proot: 255)
       if (res.exitCode !== 0 && it.spec.timeLimitSec > 0 && r.seconds >= it.spec.timeLimitSec) r.exitCode = -1;
