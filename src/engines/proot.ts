@@ -159,12 +159,14 @@ function prootUnusable(f: HostFacts): string | undefined {
   return undefined;
 }
 
+const prootFix = "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1";
+
 export const P1: Engine = {
   id: 'P1', name: 'proot (seccomp)', binaries: ['proot'],
   summary: 'PRoot with seccomp acceleration: ptrace only, works on any kernel that allows ptrace',
   cost: '~70x native on metadata-heavy work (find, pip install), ~1x for compute',
   enforces: prootEnforces, limits: prootLimits,
-  fix: "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1",
+  fix: prootFix,
   unusable(f) {
     const why = prootUnusable(f);
     if (why) return why;
@@ -179,7 +181,7 @@ export const P2: Engine = {
   summary: 'PRoot with PROOT_NO_SECCOMP=1: for kernels where seccomp acceleration crashes (signal 11)',
   cost: '~100x native on metadata-heavy work (every syscall traced), ~1x for compute',
   enforces: prootEnforces, limits: prootLimits,
-  fix: "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1",
+  fix: prootFix,
   unusable: prootUnusable,
   build: (p, ec) => prootBuild(p, ec, true),
 };
