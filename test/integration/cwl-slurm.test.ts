@@ -12,7 +12,7 @@ import { ensureSlurm, squeueJobs, waitJobState, type SlurmCluster } from '../sup
  * `cwl-run --executor slurm` on the single-node test cluster, as the test
  * user, with no registry reachable: a containerized tool (busybox from the
  * fixture cache via dockerLoad, pulled on the submit side, rootfs built on the
- * node), a 20-way scatter as ONE array with one rootfs extraction, restart
+ * node), a 200-way scatter as ONE array with one rootfs extraction, restart
  * from the job cache, ToolTimeLimit, scancel of a running job, and SIGTERM on
  * the driver cancelling everything it queued.
  */
@@ -67,7 +67,7 @@ outputs:
 `);
   // the scattered tool's outdir has a parent in busybox: P1 (PRoot) runs of a shared rootfs with the outdir under a
   // missing /var race each other ("can't create out.txt: nonexistent directory"), with or without Slurm
-  writeScatterWorkflow(work, { width: 20, image: BB, outdir: '/home/out', gather: 'host' });
+  writeScatterWorkflow(work, { width: 200, image: BB, outdir: '/home/out', gather: 'host' });
   write('sleep.cwl', `cwlVersion: v1.2
 class: CommandLineTool
 requirements:
@@ -100,29 +100,29 @@ test('a containerized tool runs through --executor slurm on the node', { timeout
   assert.equal(fs.readFileSync(out.out.path, 'utf8'), out.out.contents);
 });
 
-test('a 20-way scatter is ONE sbatch array, one rootfs extraction on the node; a restart reuses every step', { timeout: 300_000 }, async () => {
+test('a 200-way scatter is ONE sbatch array, one rootfs extraction on the node; a restart reuses every step', { timeout: 300_000 }, async () => {
   const rootfsDir = path.join(work, 'node-rootfs'); // fresh node-local rootfs dir: the extraction count is exact
   const wd = path.join(work, 'wd-scatter');
   const args = ['--debug', '--executor', 'slurm', '--slurm-workdir', wd, '--outdir', path.join(work, 'o-scatter'), 'wf.cwl', 'job.json'];
   const r = await cwlRun(args, { USERDOCK_ROOTFS_DIR: rootfsDir });
   assert.equal(r.code, 0, r.stderr.slice(-3000));
   const out = JSON.parse(r.stdout);
-  assert.equal(out.outs.length, 20);
+  assert.equal(out.outs.length, 200);
   const sum = (o: { total: { path: string } }): number => fs.readFileSync(o.total.path, 'utf8').trim().split('\n').reduce((a, b) => a + Number(b), 0);
-  assert.equal(sum(out), 190);
+  assert.equal(sum(out), 19900);
   const submits = [...r.stderr.matchAll(/\[slurm\] job (\d+): (\d+) tool job\(s\) \((\w+)\) in (\d+) array task/g)];
-  // the scatter step: one array of 20; the gather step: one more job of 1
-  assert.deepEqual(submits.map((s) => [s[3], Number(s[2])]), [['one', 20], ['sum', 1]], r.stderr.slice(-3000));
-  assert.match(r.stderr, /packed 20 item\(s\) into --array=0-\d+(%\d+)?: \d+ per task/);
+  // the scatter step: one array of 200; the gather step: one more job of 1
+  assert.deepEqual(submits.map((s) => [s[3], Number(s[2])]), [['one', 200], ['sum', 1]], r.stderr.slice(-3000));
+  assert.match(r.stderr, /packed 200 item\(s\) into --array=0-\d+(%\d+)?: \d+ per task/);
   const logs = fs.readdirSync(path.join(wd, 'batches')).flatMap((b) => fs.readdirSync(path.join(wd, 'batches', b)).filter((f) => f.startsWith('task-')).map((f) => fs.readFileSync(path.join(wd, 'batches', b, f), 'utf8')));
   const extractions = logs.join('').match(/debug: extracted \S+ into /g) ?? [];
   assert.equal(extractions.length, 1, `rootfs extractions on the node: ${extractions.length}`);
   // restart on the same work dir: every tool job comes from the job cache, nothing is submitted
   const again = await cwlRun(args, { USERDOCK_ROOTFS_DIR: rootfsDir });
   assert.equal(again.code, 0, again.stderr.slice(-3000));
-  assert.equal(sum(JSON.parse(again.stdout)), 190);
+  assert.equal(sum(JSON.parse(again.stdout)), 19900);
   assert.doesNotMatch(again.stderr, /\[slurm\] job \d+:/);
-  assert.equal((again.stderr.match(/reusing cached output/g) ?? []).length, 21);
+  assert.equal((again.stderr.match(/reusing cached output/g) ?? []).length, 201);
 });
 
 /** Every path under dir whose name contains `needle` (no symlink following). */
