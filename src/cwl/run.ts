@@ -25,13 +25,8 @@ export function registerExecutor(cls: string, fn: Executor): void { executors.se
 export async function executeProcess(proc: Process, job: Json, jobDir: string, opts: ExecOptions): Promise<ExecResult> {
   let fn = executors.get(proc.class);
   if (!fn && proc.class === 'Workflow') {
-    try {
-      const spec = './workflow.js';
-      const mod = await import(spec);
-      if (typeof mod.runWorkflow === 'function') registerExecutor('Workflow', mod.runWorkflow);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    }
+    // Loaded on first use: a CommandLineTool run never pays for the workflow engine.
+    registerExecutor('Workflow', (await import('./workflow.js')).runWorkflow);
     fn = executors.get(proc.class);
   }
   if (!fn) {

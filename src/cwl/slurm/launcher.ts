@@ -40,7 +40,9 @@ export interface SlurmLauncherOptions {
 }
 
 const RETRY_STATES = new Set(['NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL']);
-const NODE_SCRIPT = fileURLToPath(new URL('./node.js', import.meta.url));
+/** The node-side script: beside this module (dist/src/cwl/slurm/), or the bundle's entry one level up (dist/bundle/). */
+const NODE_SCRIPT = ['./node.js', '../node.js'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => fs.existsSync(p))
+  ?? fileURLToPath(new URL('./node.js', import.meta.url));
 
 interface Pending { spec: LaunchSpec; opts: ExecOptions; attempt: number; resolve: (r: LaunchResult) => void; reject: (e: Error) => void }
 
