@@ -178,7 +178,7 @@ function usage(): never {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const o: HarnessOptions = { tool: [process.execPath, path.join(REPO, 'dist', 'bundle', 'cwl-run.js')], runnerArgs: [], jobs: Math.max(1, Math.min(8, os.cpus().length)), timeoutSec: 600, verbose: false, cwd: suiteDir() };
+  const o: HarnessOptions = { tool: [process.execPath, path.join(REPO, 'dist', 'bundle', 'cwl-run.cjs')], runnerArgs: [], jobs: Math.max(1, Math.min(8, os.cpus().length)), timeoutSec: 600, verbose: false, cwd: suiteDir() };
   let out = path.join(process.cwd(), 'conformance-results');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

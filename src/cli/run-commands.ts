@@ -141,7 +141,7 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
 
 async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   // -D: where start-up time goes (ms since the process started, node's own boot included).
-  const mark = (m: string) => debug(ctx, `+${performance.now().toFixed(1)} ms ${m}`);
+  const mark = (m: string) => { if (ctx.debug) debug(ctx, `+${performance.now().toFixed(1)} ms ${m}`); };
   mark('run: modules loaded');
   const p = parseArgs(argv, RUN_SPEC, 'run', true);
   const rootfsMode = !!str(p, 'rootfs');

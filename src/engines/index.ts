@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import crypto from 'node:crypto';
+import { isatty } from 'node:tty';
+import { randomHex } from '../lazy.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,12 +48,14 @@ export function scratchBase(ctx: Context, facts: HostFacts): string {
 
 function makeScratch(ctx: Context, facts: HostFacts): string {
   const base = scratchBase(ctx, facts);
-  const d = path.join(base, `run.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+  const d = path.join(base, `run.${process.pid}.${randomHex(4)}`);
   fs.mkdirSync(d, { mode: 0o700 });
   return d;
 }
 
 function removeScratch(d: string): void {
+  // Usually empty directories only: rmdir them without loading fs.rmSync's recursive machinery.
+  try { for (const n of fs.readdirSync(d)) fs.rmdirSync(path.join(d, n)); fs.rmdirSync(d); return; } catch { /* files left: below */ }
   try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 2 }); } catch {
     // A bind that failed to unmount would make rm recurse into the host: never follow; leave it.
   }
@@ -100,7 +103,7 @@ function lddLibs(bin: string): string[] {
 export function probeRootfs(storeDir: string, dynamic = false): string {
   const root = path.join(storeDir, 'hostfacts', dynamic ? 'probe-root-dyn' : 'probe-root');
   if (fs.existsSync(path.join(root, 'true'))) return root;
-  const tmp = `${root}.${process.pid}.${crypto.randomBytes(3).toString('hex')}`;
+  const tmp = `${root}.${process.pid}.${randomHex(3)}`;
   for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) fs.mkdirSync(path.join(tmp, d), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'etc', 'passwd'), 'root:x:0:0:root:/root:/true\n');
   if (dynamic) {
@@ -244,7 +247,7 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
   if (!ctx.quiet) for (const w of inv.warnings) process.stderr.write(`userdock: warning: ${w}\n`);
   const stdio: StdioOptions = opts.fds ?? (opts.stdio === 'pipe' ? 'pipe' : 'inherit');
   // Own process group unless we share a terminal (job control needs the foreground group).
-  const interactive = opts.stdio !== 'pipe' && !opts.fds && process.stdin.isTTY === true;
+  const interactive = opts.stdio !== 'pipe' && !opts.fds && isatty(0);
   try {
     return await new Promise<number>((resolve, reject) => {
       let child: ChildProcess;

@@ -1,8 +1,7 @@
-import crypto from 'node:crypto';
+import { crypto, randomHex, stream } from '../lazy.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { UserError } from '../errors.js';
 
 /**
@@ -87,7 +86,7 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 export function isDigest(s: string): boolean { return DIGEST_RE.test(s); }
 
 export function sha256Hex(data: Buffer | string): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
+  return crypto().createHash('sha256').update(data).digest('hex');
 }
 
 export class Store {
@@ -144,7 +143,7 @@ export class Store {
 
   /** A unique temp path on the store's filesystem (so rename into blobs/ is atomic). */
   tempPath(label: string): string {
-    return path.join(this.tmpDir, `${label}.${process.pid}.${crypto.randomBytes(6).toString('hex')}`);
+    return path.join(this.tmpDir, `${label}.${process.pid}.${randomHex(6)}`);
   }
 
   /**
@@ -152,11 +151,12 @@ export class Store {
    * mismatch discards the data and throws; nothing is stored.
    */
   async putBlob(source: Readable | Buffer | string, expected?: string): Promise<{ digest: string; size: number }> {
+    const { Readable, Transform, promises: { pipeline } } = stream();
     if (expected && this.hasBlob(expected)) {
       if (!(source instanceof Readable)) return { digest: expected, size: this.blobSize(expected) };
     }
     const tmp = this.tempPath('blob');
-    const hash = crypto.createHash('sha256');
+    const hash = crypto().createHash('sha256');
     let size = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); },
@@ -239,7 +239,7 @@ export class Store {
 
 /** Write a file by temp + rename, so readers never see a partial file. */
 export function writeFileAtomic(file: string, data: string | Buffer, tmpDir = path.dirname(file), mode = 0o644): void {
-  const tmp = path.join(tmpDir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+  const tmp = path.join(tmpDir, `.${path.basename(file)}.${process.pid}.${randomHex(4)}`);
   fs.writeFileSync(tmp, data, { mode });
   fs.renameSync(tmp, file);
 }

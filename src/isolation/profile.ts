@@ -1,10 +1,8 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { EXIT, UserError } from '../errors.js';
 import type { ImageConfig } from '../image/store.js';
-import generatedValidate, { SCHEMA_SHA256 } from './profile-validator.gen.js';
+import generatedValidate from './profile-validator.gen.js';
 
 /**
  * The isolation profile: one data structure says everything an engine needs.
@@ -46,26 +44,13 @@ export interface Profile {
 }
 
 interface Validator { (data: unknown): boolean; errors?: Array<{ instancePath?: string; message?: string }> | null }
-let validator: Validator | undefined;
 
 /**
- * The schema validator: the ahead-of-time compiled one (profile-validator.gen.ts,
- * no ajv import, no schema compile at start-up) while it matches the schema
- * file; a runtime ajv compile when the schema changed without regenerating.
+ * The schema validator, compiled ahead of time from schemas/profile.schema.json
+ * (profile-validator.gen.ts: no ajv import, no schema compile, no schema read
+ * at start-up). test/unit/profile.test.ts fails while it is stale.
  */
-function getValidator(): Validator {
-  if (validator) return validator;
-  let text: string | undefined;
-  try { text = fs.readFileSync(schemaPath(), 'utf8'); } catch { /* installation without schemas/: trust the generated one */ }
-  if (text === undefined || crypto.createHash('sha256').update(text).digest('hex') === SCHEMA_SHA256) {
-    validator = generatedValidate as unknown as Validator;
-  } else {
-    // Stale generated validator (schema edited, gen-validator not re-run): compile now (~120 ms).
-    const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
-    validator = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(text)) as Validator;
-  }
-  return validator;
-}
+const validator = generatedValidate as unknown as Validator;
 
 export function schemaPath(): string {
   // dist/src/isolation/profile.js and src/isolation/profile.ts are both 3 levels below the repo root.
@@ -79,7 +64,6 @@ export function schemaPath(): string {
 
 /** Throws a UserError (exit 125) naming the first problems when the profile is invalid. */
 export function validateProfile(p: unknown): asserts p is Profile {
-  const validator = getValidator();
   if (validator(p)) return;
   const errs = (validator.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
   throw new UserError(`invalid isolation profile: ${errs}`, EXIT.internal, 'this is a userdock bug or a bad --volume/--user value; run with -D for details');

@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { crypto, randomHex } from '../lazy.js';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -145,7 +145,7 @@ function ensureBase(dir: string): void {
 // ---- temp dirs and removal -------------------------------------------------
 
 function tempName(label: string): string {
-  return `${label}.${os.hostname()}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  return `${label}.${os.hostname()}.${process.pid}.${randomHex(4)}`;
 }
 
 function pidAlive(pid: number): boolean {
@@ -356,7 +356,7 @@ async function makeContainer(ctx: Context, meta: Omit<Container, 'id' | 'rootfs'
   const tmpDir = path.join(dir, '.tmp');
   fs.mkdirSync(tmpDir, { recursive: true });
   cleanStaleTemps(tmpDir);
-  const id = crypto.randomUUID();
+  const id = crypto().randomUUID();
   const tmp = path.join(tmpDir, tempName(id.slice(0, 8)));
   fs.mkdirSync(tmp, { mode: 0o755 });
   try {

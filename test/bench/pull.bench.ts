@@ -15,7 +15,7 @@ import { startRegistry, pushImage } from '../support/registry.js';
  * Env: PULL_BENCH_ROUNDS (default 5); PULL_BENCH_KEEP_REGISTRY=host:port to
  * reuse a registry that already holds library/deb2:latest.
  */
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.js');
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.cjs');
 
 interface Sample { wall: number; cpu: number }
 

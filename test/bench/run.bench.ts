@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { fixtureLayout } from '../support/images.js';
 import { testUser, userEnv } from '../support/user.js';
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.js');
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.cjs');
 const COUNT = 'find /hostusr 2>/dev/null | wc -l';
 const REPS = Number(process.env.USERDOCK_BENCH_REPS ?? 7);
 

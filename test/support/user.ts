@@ -57,7 +57,7 @@ let installDir: string | undefined;
 export function cliDir(): string {
   if (installDir) return installDir;
   const u = testUser();
-  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(path.join(REPO, 'dist', 'bundle', 'userdock.js'))})`], { uid: u.uid, gid: u.gid, env: userEnv() });
+  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(path.join(REPO, 'dist', 'bundle', 'userdock.cjs'))})`], { uid: u.uid, gid: u.gid, env: userEnv() });
   if (probe.status === 0) { installDir = REPO; return installDir; }
   const dest = path.join(os.tmpdir(), `userdock-cli-${process.pid}`);
   fs.rmSync(dest, { recursive: true, force: true });
@@ -70,8 +70,8 @@ export function cliDir(): string {
   return dest;
 }
 
-export function userdockBin(): string { return path.join(cliDir(), 'dist', 'bundle', 'userdock.js'); }
-export function cwlRunBin(): string { return path.join(cliDir(), 'dist', 'bundle', 'cwl-run.js'); }
+export function userdockBin(): string { return path.join(cliDir(), 'dist', 'bundle', 'userdock.cjs'); }
+export function cwlRunBin(): string { return path.join(cliDir(), 'dist', 'bundle', 'cwl-run.cjs'); }
 
 /** A fresh directory owned by the test user. */
 export function userTempDir(label = 'ud'): string {

@@ -40,8 +40,8 @@ export interface SlurmLauncherOptions {
 }
 
 const RETRY_STATES = new Set(['NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL']);
-/** The node-side script: beside this module (dist/src/cwl/slurm/), or the bundle's entry one level up (dist/bundle/). */
-const NODE_SCRIPT = ['./node.js', '../node.js'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => fs.existsSync(p))
+/** The node-side script: beside this module (dist/src/cwl/slurm/node.js), or beside the bundle (dist/bundle/node.cjs). */
+const NODE_SCRIPT = ['./node.js', './node.cjs'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => fs.existsSync(p))
   ?? fileURLToPath(new URL('./node.js', import.meta.url));
 
 interface Pending { spec: LaunchSpec; opts: ExecOptions; attempt: number; resolve: (r: LaunchResult) => void; reject: (e: Error) => void }

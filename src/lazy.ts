@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Built-in modules that the `run` path does not need, loaded on first use:
+ * node:crypto and node:stream cost ~5 ms of start-up each, paid by every
+ * container step.
+ */
+const load = createRequire(import.meta.url);
+
+export function crypto(): typeof import('node:crypto') {
+  return load('node:crypto') as typeof import('node:crypto');
+}
+
+export function stream(): typeof import('node:stream') {
+  return load('node:stream') as typeof import('node:stream');
+}
+
+/**
+ * Random hex digits for temporary names. Uniqueness only, not secrecy: every
+ * such name is created with O_EXCL/mkdir or renamed into place, and carries
+ * the pid.
+ */
+export function randomHex(bytes: number): string {
+  let s = '';
+  while (s.length < bytes * 2) s += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  return s.slice(0, bytes * 2);
+}
