@@ -14,6 +14,8 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 
 const GZIP = Buffer.from([0x1f, 0x8b]);
 const ZSTD = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+/** Inflated bytes handed over ahead of the consumer (gzip). */
+const MAX_QUEUED = 4 << 20;
 
 /** Classify the first bytes of a layer (>= 512 bytes when available). */
 export function sniffCompression(head: Buffer): Compression | { unknown: string } {
@@ -73,10 +75,31 @@ export function decompressStream(input: Readable, mediaType?: string, label = 'l
       return;
     }
     if (kind === 'gzip') {
-      const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+      const gunzip = zlib.createGunzip({ chunkSize: 1 << 20 });
       gunzip.on('error', fail);
       input.on('error', fail);
-      gunzip.pipe(out);
+      // zlib inflates on the threadpool, but a piped consumer runs inside
+      // zlib's callback, before the next chunk is queued: the two would
+      // alternate. Handing each chunk over in a later tick (at most
+      // MAX_QUEUED bytes ahead) lets the next inflate overlap the consumer.
+      const queue: Buffer[] = [];
+      let queued = 0; let scheduled = false; let inflated = false;
+      const handOver = () => {
+        scheduled = false;
+        if (out.destroyed) return;
+        while (queue.length) {
+          const c = queue.shift()!; queued -= c.length;
+          if (!out.write(c)) { scheduled = true; out.once('drain', handOver); return; }
+        }
+        if (inflated) out.end(); else if (gunzip.isPaused()) gunzip.resume();
+      };
+      const schedule = () => { if (!scheduled) { scheduled = true; setImmediate(handOver); } };
+      gunzip.on('data', (c: Buffer) => {
+        queue.push(c); queued += c.length;
+        if (queued >= MAX_QUEUED) gunzip.pause();
+        schedule();
+      });
+      gunzip.on('end', () => { inflated = true; schedule(); });
       gunzip.write(head);
       if (ended) gunzip.end(); else input.pipe(gunzip);
       return;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { UserError } from '../errors.js';
+import { getCreator } from './creator.js';
 
 /**
  * The ONE place a tar stream is applied to a tree (like umoci's oci/layer).
@@ -25,19 +26,21 @@ import { UserError } from '../errors.js';
  *  - OCI whiteouts `.wh.NAME` delete NAME; `.wh..wh..opq` hides everything in
  *    its directory that did not come from this same layer.
  *
- * SPEED. Almost all the time goes into creating inodes (openat(O_CREAT),
+ * SPEED. Almost all the time goes into creating inodes (mkdir, openat(O_CREAT),
  * symlink: ~0.05 ms each on an idle ext4, 0.5 ms and more when the block
- * group is full of recently deleted inodes). So regular files and symlinks
- * are created ASYNCHRONOUSLY on libuv's threadpool (open O_EXCL with the final
- * mode, one writev, futimes, close), at most MAX_OPS / MAX_BYTES in flight;
- * the input is paused beyond that, so memory stays bounded and big files are
- * streamed chunk by chunk. Directories, whiteouts and path resolution stay
- * synchronous on the main thread, in stream order. Ordering: `pending` maps
- * each physical path to its unfinished creation; an entry that must see an
- * earlier one finished (same path again, a hard link to it, a symlink or file
- * met while resolving a parent, a removal of a directory) throws WaitFor,
- * which holds the entry (and thereby node-tar's parser) until that creation
- * has settled, then processes the entry again from the start. Without such a
+ * group is full of recently deleted inodes), copying file data into the page
+ * cache and inflating the layer. So directories, regular files and symlinks
+ * are created on a worker thread (creator.ts: batches of operations run in
+ * order, file data copied into transferred buffers), at most MAX_OPS /
+ * MAX_BYTES unfinished; the input is paused beyond that, so memory stays
+ * bounded and big files are streamed chunk by chunk. Whiteouts, hard links,
+ * removals and path resolution stay synchronous on the main thread, in stream
+ * order. Ordering: `pending` maps each physical path to its unfinished
+ * creation; an entry that must see an earlier one finished (same path again,
+ * a hard link to it or into a directory being made, a symlink or file met
+ * while resolving a parent, a removal of a directory) throws WaitFor, which
+ * holds the entry (and thereby node-tar's parser) until that creation has
+ * settled, then processes the entry again from the start. Without such a
  * conflict no entry ever waits. A new tree (empty root) skips the lstat
  * before each creation: `known` holds every path this writer made, so a
  * path not in it cannot exist.
@@ -51,11 +54,10 @@ export interface ApplyOptions {
 
 export interface ApplyStats { entries: number; files: number; bytes: number; skipped: number }
 
-const O_CREAT_EXCL = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
 const MAX_LINKS = 40;
-/** Bounds of the asynchronous creation queue. */
-const MAX_OPS = 16;
-const MAX_BYTES = 32 << 20;
+/** Bounds of the asynchronous creation queue (unfinished creations, bytes of file data not yet written). */
+const MAX_OPS = 1024;
+const MAX_BYTES = 16 << 20;
 /** Entries held back (waiting for a creation) before the input is paused. */
 const MAX_HELD = 1024;
 
@@ -82,14 +84,10 @@ class WaitFor {
 export class TreeWriter {
   private dirs = new Map<string, string>();
   private onFail?: (e: unknown) => void;
-  private readonly umask: number;
   /** Unfinished asynchronous creations by physical path. */
   private pending = new Map<string, Promise<void>>();
-  private inflightBytes = 0;
   /** End every file creation still waiting for data (after a failure). */
   private aborters = new Set<() => void>();
-  /** Called when the creation queue has room again (set while the input is paused for it). */
-  private onRoom?: () => void;
   /** Was the root empty when the first layer started (then `known` is authoritative)? */
   private fresh: boolean | undefined;
   /** Every physical path this writer created (a superset of what exists, when fresh). */
@@ -100,7 +98,6 @@ export class TreeWriter {
 
   constructor(readonly root: string, private readonly opts: ApplyOptions = {}) {
     this.root = path.resolve(root);
-    this.umask = process.umask();
     this.label = opts.label ?? 'layer';
   }
 
@@ -109,7 +106,7 @@ export class TreeWriter {
     this.opts.report?.(`${this.label}: ${msg}`);
   }
 
-  private hasRoom(): boolean { return this.pending.size < MAX_OPS && this.inflightBytes < MAX_BYTES; }
+  private hasRoom(): boolean { return this.pending.size < MAX_OPS && getCreator().bytes < MAX_BYTES; }
 
   /** Throw WaitFor when phys has an unfinished creation. */
   private waitPath(phys: string): void {
@@ -175,7 +172,7 @@ export class TreeWriter {
     if (parent === undefined) return undefined;
     let phys = parent + '/' + parts[parts.length - 1];
     this.waitPath(phys);
-    let st = fs.lstatSync(phys, { throwIfNoEntry: false });
+    let st = this.lstatMaybe(phys);
     if (st?.isSymbolicLink()) {
       phys = this.secureJoin(path.relative(this.root, phys).split('/'));
       this.waitPath(phys);
@@ -233,113 +230,45 @@ export class TreeWriter {
       if (this.pending.get(phys) === p) this.pending.delete(phys);
       if (err) this.onFail?.(err);
       settle();
-      if (this.onRoom && this.hasRoom()) { const f = this.onRoom; this.onRoom = undefined; f(); }
     });
   }
 
-  /** The physical path already exists although we thought it could not: remove a non-directory and retry once. */
-  private retryExists(phys: string, err: NodeJS.ErrnoException, again: () => void, done: (e?: unknown) => void): void {
-    if (err.code !== 'EEXIST') { done(err); return; }
-    fs.lstat(phys, (e, st) => {
-      if (e || st.isDirectory()) { done(e ?? err); return; }
-      fs.unlink(phys, (e2) => {
-        if (e2) { done(e2); return; }
-        if (st.isSymbolicLink()) this.dirs.clear();
-        again();
-      });
-    });
-  }
-
-  private writeError(phys: string, e: unknown): UserError {
-    return new UserError(`cannot write ${phys} from ${this.label}: ${(e as Error).message}`, 1,
-      'check free space and quota of the rootfs directory');
+  /** Completion callback of a creation on the creator thread. */
+  private created(phys: string, done: (err?: unknown) => void) {
+    return (err: string | undefined, unlinkedSymlink: boolean) => {
+      if (unlinkedSymlink) this.dirs.clear();
+      done(err === undefined ? undefined : new UserError(`cannot write ${phys} from ${this.label}: ${err}`, 1,
+        'check free space and quota of the rootfs directory'));
+    };
   }
 
   /**
-   * Create a regular file: the open (O_EXCL, final mode: the inode creation,
-   * the expensive part) runs on the threadpool; once it is done, data is
-   * written synchronously as it arrives (already buffered chunks in one
-   * writev), then futimes and close — cheap calls, not worth a threadpool
-   * round trip each. Until the open is done chunks are held in memory
-   * (counted in inflightBytes, which bounds the queue).
+   * Create a regular file on the creator thread (creator.ts: open O_EXCL
+   * with the final mode, the data as it arrives, futimes, close).
    */
   private startFile(entry: ReadEntry, phys: string, want: number): void {
-    const mtime = entry.mtime;
-    const chunks: Buffer[] = [];
-    let held = 0;
-    let fd = -1;
-    let finished = false;
-    let retried = false;
+    const c = getCreator();
     this.startOp(phys, (done) => {
-      const finish = (err?: unknown) => {
-        if (finished) return;
-        finished = true;
-        this.aborters.delete(abort);
-        this.inflightBytes -= held;
-        held = 0;
-        chunks.length = 0;
-        if (fd >= 0) {
-          try { if (!err && mtime) fs.futimesSync(fd, mtime, mtime); } catch (e) { err = e; }
-          try { fs.closeSync(fd); } catch (e) { err ??= e; }
-        }
-        done(err === undefined ? undefined : this.writeError(phys, err));
-      };
-      const write = (bufs: Buffer[]) => {
-        let left = 0;
-        for (const c of bufs) left += c.length;
-        while (left > 0) {
-          const n = bufs.length === 1 ? fs.writeSync(fd, bufs[0]) : fs.writevSync(fd, bufs);
-          if (n <= 0) throw new Error('write returned 0 bytes');
-          left -= n;
-          if (left === 0) break;
-          let skip = n;
-          while (skip >= bufs[0].length) { skip -= bufs[0].length; bufs.shift(); }
-          if (skip) bufs[0] = bufs[0].subarray(skip);
-        }
-      };
+      const id = c.open(phys, want, this.created(phys, done));
       let ended = false;
-      const abort = () => { if (fd >= 0) finish(); else ended = true; };
-      this.aborters.add(abort);
-      const open = () => fs.open(phys, O_CREAT_EXCL, want, (e, f) => {
-        if (finished) { if (!e) fs.close(f, () => { /* ignore */ }); return; }
-        if (e) {
-          if (retried) { finish(e); return; }
-          retried = true;
-          this.retryExists(phys, e, open, (e2) => finish(e2));
-          return;
-        }
-        fd = f;
-        try {
-          if ((want & ~this.umask) !== want) fs.fchmodSync(fd, want);
-          if (chunks.length) write(chunks.splice(0));
-          this.inflightBytes -= held;
-          held = 0;
-        } catch (x) { finish(x); return; }
-        if (ended) finish();
+      const end = (mtime?: Date) => {
+        if (ended) return;
+        ended = true;
+        this.aborters.delete(end);
+        c.close(id, mtime);
+      };
+      this.aborters.add(end);
+      entry.on('data', (chunk: Buffer) => {
+        this.stats.bytes += chunk.length;
+        if (!ended) c.data(id, chunk);
       });
-      entry.on('data', (c: Buffer) => {
-        if (finished) return;
-        this.stats.bytes += c.length;
-        if (fd < 0) { chunks.push(c); held += c.length; this.inflightBytes += c.length; return; }
-        try { write([c]); } catch (x) { finish(x); }
-      });
-      entry.on('end', () => { ended = true; if (fd >= 0) finish(); });
-      open();
+      entry.on('end', () => end(entry.mtime));
     });
   }
 
-  /** Create a symlink asynchronously. */
+  /** Create a symlink on the creator thread. */
   private startSymlink(target: string, phys: string): void {
-    this.startOp(phys, (done) => {
-      let retried = false;
-      const make = () => fs.symlink(target, phys, (e) => {
-        if (!e) { done(); return; }
-        if (retried) { done(this.writeError(phys, e)); return; }
-        retried = true;
-        this.retryExists(phys, e, make, (e2) => done(e2 && this.writeError(phys, e2)));
-      });
-      make();
-    });
+    this.startOp(phys, (done) => getCreator().symlink(phys, target, this.created(phys, done)));
   }
 
   /** Apply one uncompressed tar stream. */
@@ -384,9 +313,9 @@ export class TreeWriter {
         input.pause();
         const retry = () => {
           if (this.hasRoom() && held.length < MAX_HELD) { writerBlocked = false; resumeInput(); return; }
-          if (!this.hasRoom()) this.onRoom = retry; else setImmediate(retry);
+          if (!this.hasRoom()) getCreator().onAck.add(retry); else setImmediate(retry);
         };
-        if (!this.hasRoom()) this.onRoom = retry; else setImmediate(retry);
+        retry();
       };
 
       const finish = () => {
@@ -509,14 +438,12 @@ export class TreeWriter {
       case 'Directory': {
         this.waitPath(phys);
         const want = (mode & 0o1777) | 0o700;
-        const st = fs.lstatSync(phys, { throwIfNoEntry: false });
+        const st = this.lstatMaybe(phys);
         if (st?.isDirectory()) {
           if ((st.mode & 0o7777) !== want) fs.chmodSync(phys, want);
         } else {
           if (st) this.removeExisting(phys, st);
-          fs.mkdirSync(phys, { mode: want });
-          this.known.add(phys);
-          if ((want & ~this.umask) !== want) fs.chmodSync(phys, want);
+          this.startOp(phys, (done) => getCreator().mkdir(phys, want, this.created(phys, done)));
         }
         this.dirs.set(parts.join('/'), phys);
         break;
@@ -538,6 +465,7 @@ export class TreeWriter {
         break;
       }
       case 'Link': {
+        this.waitPath(parent); // a directory still being made
         const lparts = cleanParts(entry.linkpath ?? '');
         if (!lparts || lparts.length === 0) {
           this.stats.entries++; entry.resume();

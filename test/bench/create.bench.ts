@@ -11,7 +11,7 @@ import { fixtureCache } from '../support/images.js';
 /**
  * Extraction of the deb2 fixture (two gzip layers with a whiteout, ~4,800
  * entries, 100 MB): userdock's layer applier vs `umoci unpack --rootless`,
- * same run, interleaved, median of 3. Both run as child processes (ours:
+ * same run, interleaved, median of 5. Both run as child processes (ours:
  * this file with --extract, i.e. a cold node + the same code as `create`),
  * so wall time and CPU time (user+sys of the child, from /proc/self/stat
  * cutime/cstime) are measured the same way for both. The machine is shared:
@@ -59,7 +59,7 @@ export async function benchCreate(): Promise<{ name: string; ours_s: number; anc
   const self = fileURLToPath(import.meta.url);
   const ours: Array<{ wall: number; cpu: number }> = []; const anchor: Array<{ wall: number; cpu: number }> = [];
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const dest = path.join(work, `ours-${i}`);
       ours.push(timed(process.execPath, [self, '--extract', layout, dest]));
       const udest = path.join(work, `umoci-${i}`);
