@@ -16,6 +16,26 @@ export function stream(): typeof import('node:stream') {
 }
 
 /**
+ * import() of an ES-module-only package (execa). The CLI bundle runs inside a
+ * vm.Script (for V8's code cache, src/cli/bin.ts), where import() is not
+ * available: there the loader lends its own.
+ */
+export function importModule<T>(spec: string): Promise<T> {
+  const lent = (globalThis as Record<symbol, unknown>)[Symbol.for('userdock.import')] as ((s: string) => Promise<unknown>) | undefined;
+  return (lent ? lent(spec) : import(spec)) as Promise<T>;
+}
+
+/**
+ * require() of a CommonJS package, from its bundled copy beside the CLI
+ * (dist/bundle/NAME.cjs, compiled with a code cache by the loader) when
+ * there is one, else from node_modules.
+ */
+export function requirePackage<T>(name: string): T {
+  const lent = (globalThis as Record<symbol, unknown>)[Symbol.for('userdock.requirePackage')] as ((n: string) => unknown) | undefined;
+  return (lent?.(name) ?? load(name)) as T;
+}
+
+/**
  * Random hex digits for temporary names. Uniqueness only, not secrecy: every
  * such name is created with O_EXCL/mkdir or renamed into place, and carries
  * the pid.

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { requirePackage } from '../lazy.js';
 import { pathToFileURL } from 'node:url';
 import { ValidationError, type Process } from './load.js';
 
@@ -12,7 +13,7 @@ import { ValidationError, type Process } from './load.js';
 export async function validateWithCwlTsAuto(proc: Process, debug: (m: string) => void, lenient = false): Promise<void> {
   if (proc.cwlVersion !== 'v1.2') return;
   let cwl: typeof import('cwl-ts-auto');
-  try { cwl = await import('cwl-ts-auto'); } catch { return; }
+  try { cwl = requirePackage<typeof import('cwl-ts-auto')>('cwl-ts-auto'); } catch { return; }
   try {
     await cwl.loadDocument(pathToFileURL(proc.file).href);
   } catch (e) {

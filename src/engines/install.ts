@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { importModule } from '../lazy.js';
 import type { Context } from '../cli/context.js';
 import { EXIT, UserError } from '../errors.js';
 import { loadHostFacts } from './facts.js';
@@ -61,12 +62,13 @@ export async function installFromUrl(ctx: Context, base: string): Promise<string
 }
 
 /**
- * The helper tools (apt-get, dpkg-deb) run through execa, loaded only here:
- * importing execa costs ~75 ms of CPU, fine for a one-shot setup step, not
- * for the `run` path (engines are launched with node's spawn).
+ * The helper tools (apt-get, dpkg-deb) run through execa. This module is
+ * loaded only by `setup --install-engines`: execa costs ~75 ms of CPU, fine
+ * for a one-shot setup step, not for the `run` path (engines are launched
+ * with node's spawn).
  */
 async function tool(cmd: string, args: string[], opts: { cwd?: string; timeout: number }): Promise<{ ok: boolean; why: string }> {
-  const { execa } = await import('execa');
+  const { execa } = await importModule<typeof import('execa')>('execa');
   const r = await execa(cmd, args, { ...opts, reject: false, stdin: 'ignore', stdout: 'ignore', stripFinalNewline: true });
   const last = (r.stderr || '').trim().split('\n').slice(-1)[0];
   return { ok: !r.failed, why: last || (r.shortMessage ?? '') };

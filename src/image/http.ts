@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import v8 from 'node:v8';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 
@@ -61,10 +62,10 @@ async function loadUndici(): Promise<Undici> {
   // here, since the body bytes are handed on as spans, not parsed. Liftoff
   // only, for this process (no other WebAssembly runs in it).
   if (process.env.USERDOCK_WASM_TIERUP !== '1') {
-    try { (await import('node:v8')).setFlagsFromString('--liftoff-only'); } catch { /* an unknown flag: keep the default */ }
+    try { v8.setFlagsFromString('--liftoff-only'); } catch { /* an unknown flag: keep the default */ }
   }
+  const req = createRequire(import.meta.url);
   try {
-    const req = createRequire(import.meta.url);
     const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;
     const apiRequest = req('undici/lib/api/api-request.js') as (this: Agent, o: object) => Promise<Dispatcher.ResponseData>;
     if (typeof AgentC !== 'function' || typeof apiRequest !== 'function') throw new Error('unexpected undici layout');
@@ -74,7 +75,7 @@ async function loadUndici(): Promise<Undici> {
     };
     undiciLoad = 'deep';
   } catch {
-    const m = await import('undici');
+    const m = req('undici') as typeof import('undici');
     undici = { Agent: m.Agent, request: (agent, u, o) => m.request(u, { ...o, dispatcher: agent }) };
     undiciLoad = 'entry';
   }
