@@ -23,6 +23,17 @@ export function writeCwlRunLauncher(binDir: string, extraArgs: string[] = []): s
   return p;
 }
 
+/**
+ * The `networkaccess` tests reach for a host on the internet: never run them
+ * here (no route, and no traffic may leave loopback). Adds the tag to any
+ * --exclude-tags given (both our harness and cwltest take that flag).
+ */
+export function excludeNetworkaccess(args: string[]): string[] {
+  const i = args.indexOf('--exclude-tags');
+  if (i < 0) return [...args, '--exclude-tags', 'networkaccess'];
+  return args.map((a, j) => (j === i + 1 ? `${a},networkaccess` : a));
+}
+
 async function main(argv: string[]): Promise<number> {
   let useCwltest = false;
   let out = path.resolve('conformance-results');
@@ -34,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     else if (argv[i] === '--') { runnerArgs = argv.slice(i + 1); break; }
     else args.push(argv[i]);
   }
+  args.splice(0, args.length, ...excludeNetworkaccess(args));
   cliDir();
   const ce = await startConformanceEnv();
   try {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startConformanceEnv, runGroup } from '../support/conformance-env.js';
 import { cliDir } from '../support/user.js';
-import { writeCwlRunLauncher } from './cwl-conformance.js';
+import { excludeNetworkaccess, writeCwlRunLauncher } from './cwl-conformance.js';
 
 interface Row { name: string; ours_s: number; anchor_s: number; ratio: number; anchor?: string; goal?: string; note?: string }
 
@@ -32,7 +32,7 @@ async function harness(ce: Awaited<ReturnType<typeof startConformanceEnv>>, tool
 
 export async function benchCwlSuite(): Promise<Row[]> {
   const which = process.env.USERDOCK_BENCH_SUITE === 'all' ? 'all' : 'tools';
-  const select = which === 'all' ? [] : ['--exclude-tags', 'workflow'];
+  const select = excludeNetworkaccess(which === 'all' ? [] : ['--exclude-tags', 'workflow']);
   cliDir();
   const ce = await startConformanceEnv();
   try {
@@ -41,7 +41,7 @@ export async function benchCwlSuite(): Promise<Row[]> {
     const a = await harness(ce, ours, select, mkOut('res-ours'));
     const b = await harness(ce, path.join(ce.binDir, 'cwltool-userdock'), select, mkOut('res-cwltool'));
     return [{
-      name: `CWL suite (${which === 'all' ? 'all tests' : 'non-workflow tests'}), -j2, containers via userdock`,
+      name: `CWL suite (${which === 'all' ? 'all tests' : 'non-workflow tests'} but networkaccess), -j2, containers via userdock`,
       ours_s: a.seconds, anchor_s: b.seconds, ratio: a.seconds / b.seconds,
       anchor: 'cwltool (Debian) --user-space-docker-cmd=userdock',
       goal: '≤ 0.25×',
