@@ -212,12 +212,18 @@ function reporter(ctx: Context): ((m: string) => void) | undefined {
  * The pristine rootfs of an image, extracted once per manifest digest and
  * reused afterwards (one stat when present).
  */
+/** The pristine tree of an image, when it has been extracted. */
+function pristineTree(ctx: Context, image: Image): string | undefined {
+  const rootfs = path.join(rootfsDir(ctx), image.ref.digest.replace(/^sha256:/, ''), 'rootfs');
+  return fs.statSync(rootfs, { throwIfNoEntry: false }) ? rootfs : undefined;
+}
+
 export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
   const hex = image.ref.digest.replace(/^sha256:/, '');
   const base = rootfsDir(ctx);
   const final = path.join(base, hex);
   const rootfs = path.join(final, 'rootfs');
-  if (fs.statSync(rootfs, { throwIfNoEntry: false })) {
+  if (pristineTree(ctx, image)) {
     if (ctx.debug) process.stderr.write(`debug: pristine tree ${rootfs} present: not extracting\n`);
     return rootfs;
   }
@@ -374,11 +380,21 @@ async function makeContainer(ctx: Context, meta: Omit<Container, 'id' | 'rootfs'
   }
 }
 
+/**
+ * A container of an image: a copy of the image's pristine tree when `run
+ * IMAGE` has made one, else the layers extracted straight into the
+ * container (one pass; no pristine tree is made for a create alone).
+ */
 export async function createContainer(ctx: Context, image: Image, opts: { name?: string } = {}): Promise<Container> {
   if (opts.name) checkContainerName(opts.name);
-  const pristine = await imageRootfs(ctx, image);
+  const pristine = pristineTree(ctx, image);
   return makeContainer(ctx, { names: opts.name ? [opts.name] : [], image: image.ref.name, imageDigest: image.ref.digest },
-    (root) => copyTree(pristine, root));
+    async (root) => {
+      if (ctx.debug) process.stderr.write(pristine ? `debug: copying the pristine tree ${pristine}\n` : 'debug: extracting the layers into the container\n');
+      if (pristine) { await copyTree(pristine, root); return; }
+      fs.mkdirSync(root, { mode: 0o755 });
+      await extractLayers(openStore(ctx.storeDir), image.manifest, root, { name: image.ref.name, report: reporter(ctx) });
+    });
 }
 
 /** A container from a flat rootfs tarball (`import --tocontainer`). */

@@ -63,17 +63,25 @@ test('create, ps, name/rename/rmname, clone, protect/unprotect, rm', { timeout: 
   assert.equal(missing.code, 1); assert.match(missing.stderr, /no container with id or name "nosuch"/);
 });
 
-test('one pristine tree per image: concurrent creates are safe and extract once', { timeout: 300_000 }, async () => {
+test('concurrent creates are safe; once run IMAGE made the pristine tree, creates copy it and never re-extract', { timeout: 300_000 }, async () => {
+  const rootfsDir = env.USERDOCK_ROOTFS_DIR;
+  const trees = () => (fs.existsSync(rootfsDir) ? fs.readdirSync(rootfsDir) : []).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  const before = trees();
   const ids = await Promise.all([1, 2, 3].map(() => ok(['create', 'deb2'])));
   assert.equal(new Set(ids).size, 3);
-  const rootfsDir = env.USERDOCK_ROOTFS_DIR;
-  const trees = fs.readdirSync(rootfsDir).filter((n) => /^[0-9a-f]{64}$/.test(n));
-  assert.ok(trees.length >= 1);
-  const pristine = path.join(rootfsDir, trees.find((t) => fs.existsSync(path.join(rootfsDir, t, 'rootfs', 'etc', 'debian_version')))!, 'rootfs');
+  for (const id of ids) assert.ok(fs.existsSync(path.join(await ok(['inspect', '-p', id]), 'etc', 'debian_version')), `${id} has the image's files`);
+  assert.deepEqual(trees(), before, 'a create extracts into its container: no pristine tree');
+  await ok(['run', 'deb2', '/bin/true']);
+  const made = trees().filter((t) => !before.includes(t));
+  assert.equal(made.length, 1, 'run IMAGE made the pristine tree');
+  const pristine = path.join(rootfsDir, made[0], 'rootfs');
   const ino = fs.statSync(pristine).ino;
-  await ok(['create', 'deb2']);
+  const r = await userdock(['-D', 'create', 'deb2'], { env, timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /copying the pristine tree/);
   assert.equal(fs.statSync(pristine).ino, ino, 'the pristine tree was reused');
-  for (const id of ids) await ok(['rm', id]);
+  assert.ok(fs.existsSync(path.join(await ok(['inspect', '-p', r.stdout.trim()]), 'etc', 'debian_version')));
+  for (const id of [...ids, r.stdout.trim()]) await ok(['rm', id]);
 });
 
 test('a create killed mid-extract leaves nothing usable; the next create succeeds', { timeout: 300_000 }, async () => {
@@ -82,7 +90,7 @@ test('a create killed mid-extract leaves nothing usable; the next create succeed
   fs.mkdirSync(dir); fs.chownSync(dir, u.uid, u.gid);
   const kenv = { ...env, USERDOCK_ROOTFS_DIR: path.join(dir, 'rootfs') };
   const child = spawn(process.execPath, [userdockBin(), 'create', '--name=killed', 'deb2'], { uid: u.uid, gid: u.gid, env: userEnv(kenv), stdio: 'ignore' });
-  const tmpDir = path.join(dir, 'rootfs', '.tmp');
+  const tmpDir = path.join(store, 'containers', '.tmp');
   const deadline = Date.now() + 60_000;
   let killedMid = false;
   while (Date.now() < deadline && child.exitCode === null) {
@@ -93,7 +101,8 @@ test('a create killed mid-extract leaves nothing usable; the next create succeed
   }
   await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r));
   if (killedMid) {
-    assert.ok(fs.readdirSync(path.join(dir, 'rootfs')).every((n) => !/^[0-9a-f]{64}$/.test(n)), 'no tree at a final path');
+    assert.ok(fs.readdirSync(path.join(store, 'containers')).every((n) => n.startsWith('.') || fs.existsSync(path.join(store, 'containers', n, 'container.json'))),
+      'no container without its metadata at a final path');
   }
   const r = await userdock(['ps'], { env: kenv });
   assert.doesNotMatch(r.stdout, /killed/);

@@ -239,7 +239,8 @@ test('inspect -p prints a container\'s root; rmi removes the pristine tree once 
   const j = await inspectJson(name, env);
   const id = (await ok(['create', '--name=c1', name], env)).stdout.trim().split('\n').pop()!;
   const pristine = path.join(rootfsBase, (j.digest as string).slice(7));
-  assert.ok(fs.existsSync(path.join(pristine, 'rootfs', 'bin')), 'create extracted the pristine tree');
+  await ok(['run', name, '/bin/true'], env);
+  assert.ok(fs.existsSync(path.join(pristine, 'rootfs', 'bin')), 'run IMAGE extracted the pristine tree');
 
   const byName = (await ok(['inspect', '-p', 'c1'], env)).stdout;
   const byId = (await ok(['inspect', '-p', id], env)).stdout;
