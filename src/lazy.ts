@@ -11,6 +11,10 @@ export function crypto(): typeof import('node:crypto') {
   return load('node:crypto') as typeof import('node:crypto');
 }
 
+export function readline(): typeof import('node:readline/promises') {
+  return load('node:readline/promises') as typeof import('node:readline/promises');
+}
+
 export function stream(): typeof import('node:stream') {
   return load('node:stream') as typeof import('node:stream');
 }

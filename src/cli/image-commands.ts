@@ -1,5 +1,5 @@
-import readline from 'node:readline/promises';
 import { UsageError, UserError } from '../errors.js';
+import { readline } from '../lazy.js';
 import { openStore, type Image } from '../image/store.js';
 import { freshStoredImage } from '../image/fresh.js';
 import { familiarizeName, parseReference, splitStoredName } from '../image/reference.js';
@@ -277,7 +277,7 @@ async function promptHidden(question: string): Promise<string> {
 
 async function promptLine(question: string): Promise<string> {
   if (!process.stdin.isTTY) throw new UsageError('no TTY to ask for the username', 'give --username');
-  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const rl = readline().createInterface({ input: process.stdin, output: process.stderr });
   try { return (await rl.question(question)).trim(); } finally { rl.close(); }
 }
 

@@ -24,7 +24,9 @@ import { testUser, userEnv } from '../support/user.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.cjs');
 const COUNT = 'find /hostusr 2>/dev/null | wc -l';
-const REPS = Number(process.env.USERDOCK_BENCH_REPS ?? 7);
+/** Repetitions of the start-up rows (~50 ms each: enough for a steady min and median) and of the `find` rows (seconds each). */
+const REPS = Number(process.env.USERDOCK_BENCH_REPS ?? 21);
+const FIND_REPS = Number(process.env.USERDOCK_BENCH_FIND_REPS ?? 3);
 
 interface Cmd { label: string; cmd: string; args: string[]; expect?: (out: string) => string | undefined }
 export interface Row { name: string; ours_s: number; anchor_s: number; ratio: number; anchor?: string; goal?: string; note?: string }
@@ -48,7 +50,7 @@ function once(c: Cmd): number {
   return s;
 }
 
-/** Time each command REPS times, round-robin; min and median per command (failed ones dropped with a note). */
+/** Time each command `reps` times, round-robin; min and median per command (failed ones dropped with a note). */
 function measure(cmds: Cmd[], reps: number): Map<string, { min: number; med: number }> {
   const times = new Map<string, number[]>(cmds.map((c) => [c.label, []]));
   const dead = new Set<string>();
@@ -108,7 +110,7 @@ export async function benchRun(): Promise<Row[]> {
       cmds.push({ label: `${e} container find`, cmd: process.execPath, args: ud('run', `--engine=${e}`, '-v', '/usr:/hostusr:ro', 'bench', '/bin/sh', '-c', COUNT), expect: countOk });
     }
     const fast = measure(cmds.filter((c) => !c.label.endsWith('find')), REPS);
-    const slow = measure(cmds.filter((c) => c.label.endsWith('find')), Math.max(1, Math.ceil(REPS / 3)));
+    const slow = measure(cmds.filter((c) => c.label.endsWith('find')), FIND_REPS);
     const t = new Map([...fast, ...slow]);
     const nodeBoot = t.get('node -e 0');
     const bare: Record<string, string> = { P1: 'bare proot', P2: 'bare proot', U1: 'bare bwrap' };
