@@ -1,0 +1,55 @@
+/**
+ * Build step after tsc: the command bundles in dist/bundle/ (see
+ * src/cli/bin.ts for how they start).
+ *  - NAME.cjs (userdock, cwl-run, node: the Slurm node script): the loader;
+ *  - NAME.code.cjs: our own code for that command, one CommonJS file;
+ *    dependencies stay in node_modules and load on first use;
+ *  - cwl-ts-auto.cjs: that package and its dependencies in one file
+ *    (hundreds of small files otherwise), node-fetch replaced by a stand-in
+ *    that loads it on the first http(s) fetch;
+ * then the code caches (src/build/code-cache.ts).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const out = path.join(dist, 'bundle');
+const repo = path.dirname(dist);
+
+/**
+ * esbuild turns `import fs from 'node:fs'` into __toESM(require('node:fs'), 1),
+ * which copies every export of the module as a getter (~60 modules, ~2 ms
+ * of each start). Node's built-in modules need no interop: a default import
+ * is the module itself, so an object with the module as prototype and as
+ * `default` serves both default and namespace imports.
+ */
+function lightBuiltins(file: string): void {
+  const text = fs.readFileSync(file, 'utf8');
+  const body = text.replace(/__toESM\((require\("node:[a-z_/]+"\)), 1\)/g, '__ud_builtin($1)');
+  if (body === text) return;
+  const nl = text.startsWith('#!') ? text.indexOf('\n') + 1 : 0;
+  fs.writeFileSync(file, body.slice(0, nl) + 'var __ud_builtin = (m) => ({ __proto__: m, default: m });\n' + body.slice(nl));
+}
+
+fs.rmSync(out, { recursive: true, force: true });
+await build({
+  entryPoints: {
+    userdock: 'dist/src/cli/bin.js', 'cwl-run': 'dist/src/cli/bin.js', node: 'dist/src/cli/bin.js',
+    'userdock.code': 'dist/src/cli/userdock.js', 'cwl-run.code': 'dist/src/cli/cwl-run.js', 'node.code': 'dist/src/cwl/slurm/node.js',
+    'cwl-ts-auto': 'node_modules/cwl-ts-auto/dist/index.js',
+  },
+  absWorkingDir: repo,
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  external: ['undici', 'cwl-ts-auto', 'tar', 'js-yaml', 'fzstd', 'ajv', 'execa'],
+  alias: { 'node-fetch': './dist/src/build/lazy-node-fetch.js' },
+  outdir: out, outExtension: { '.js': '.cjs' }, logLevel: 'warning',
+  define: { 'import.meta.url': '__ud_url' },
+  banner: { js: "const __ud_url=require('url').pathToFileURL(__filename).href;" },
+});
+for (const name of ['userdock', 'cwl-run', 'node']) lightBuiltins(path.join(out, `${name}.code.cjs`));
+for (const name of ['userdock', 'cwl-run']) fs.chmodSync(path.join(out, `${name}.cjs`), 0o755);
+const r = spawnSync(process.execPath, [path.join(dist, 'src', 'build', 'code-cache.js')], { stdio: 'inherit' });
+process.exitCode = r.status ?? 1;
