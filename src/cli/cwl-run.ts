@@ -102,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   if (o.positional.length < 1) throw new UsageError('cwl-run: missing PROCESS', "see 'cwl-run --help'");
   const ctx = makeContext({ quiet: o.quiet, debug: o.debug, argv0: 'cwl-run' });
   const log = (m: string): void => { if (!o.quiet) process.stderr.write(m + '\n'); };
+  const error = (m: string): void => { process.stderr.write(m + '\n'); };
   const dbg = (m: string): void => { if (o.debug) process.stderr.write(`debug: ${m}\n`); };
   const { job: jobObj, dir: jobDir0, reqs } = loadJob(o.positional[1]);
   const proc = loadProcess(o.positional[0], { inheritedRequirements: reqs });
@@ -131,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     engine: o.engine,
     pull: o.pull,
     cachedir: o.cachedir ? path.resolve(o.cachedir) : slurm ? path.join(slurm.workdir, 'cache') : undefined,
-    log, debug: dbg,
+    log, error, debug: dbg,
     parallel: parseJobs(o.jobs),
     onError: parseOnError(o.onError),
     outdir: path.resolve(o.outdir ?? process.cwd()),
@@ -155,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
     const res = await executeProcess(proc, job, jobDir, opts);
     if (res.status !== 'success') {
       process.stdout.write('{}\n');
-      log(`Final process status is ${res.status}`);
+      error(`Final process status is ${res.status}`);
       return EXIT.fail;
     }
     const outdir = path.resolve(o.outdir ?? process.cwd());

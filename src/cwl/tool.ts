@@ -24,6 +24,8 @@ export interface ExecOptions {
   /** Image acquisition: 'missing' (default: use the store, pull what is not there), 'never' (--disable-pull), 'always' (--force-docker-pull). */
   pull?: 'missing' | 'never' | 'always';
   log: (msg: string) => void;
+  /** Failures: shown even with --quiet (defaults to log). */
+  error?: (msg: string) => void;
   debug: (msg: string) => void;
   /** Workflows: most tool jobs at once (default: core count). */
   parallel?: number;
@@ -231,7 +233,7 @@ export async function runCommandLineTool(proc: Process, job: Json, jobDir: strin
   }
   runtime.exitCode = code;
   const status = classify(tool, code);
-  opts.log(`[job ${shortname(proc.id)}] completed ${status} (exit ${code})`);
+  (status === 'success' ? opts.log : opts.error ?? opts.log)(`[job ${shortname(proc.id)}] completed ${status} (exit ${code})`);
   if (status !== 'success') return { status, output: null, outdir: outHost };
 
   const output = await collectOutputs({ proc, ev, inputs: cinputs, runtime, outHost, outdir, stdoutName, stderrName, hostOf });

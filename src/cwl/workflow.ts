@@ -384,7 +384,7 @@ async function execWorkflow(wf: Process, job: Json, jobDir: string, opts: WfOpts
   const res = await runGraph(steps, runStep, {
     onError,
     onFailure: (id, error) => {
-      opts.log(`[step ${id}] failed: ${(error as Error)?.message ?? String(error)}`);
+      (opts.error ?? opts.log)(`[step ${id}] failed: ${(error as Error)?.message ?? String(error)}`);
       if (onError === 'stop') sh.controller.abort();
     },
   });
@@ -397,7 +397,7 @@ async function execWorkflow(wf: Process, job: Json, jobDir: string, opts: WfOpts
       throw new UserError(`workflow ${wfName}: step "${first.id}" failed: ${err.message}`, err.exitCode);
     }
     if (!(err instanceof UserError)) throw err;
-    opts.log(`[workflow ${wfName}] step "${first.id}" failed${res.failed.length > 1 ? ` (and ${res.failed.length - 1} more: ${res.failed.slice(1).map((f) => f.id).join(', ')})` : ''}`);
+    (opts.error ?? opts.log)(`[workflow ${wfName}] step "${first.id}" failed${res.failed.length > 1 ? ` (and ${res.failed.length - 1} more: ${res.failed.slice(1).map((f) => f.id).join(', ')})` : ''}`);
     return { status: 'permanentFail', output: null };
   }
 

@@ -75,6 +75,13 @@ test('exit codes: permanentFail 1, unsupported 33, usage 2, invalid document nam
   let r = await cwlRun(['--no-container', fail]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout.trim(), '{}');
+  // --quiet hides progress, never the reason of a failure
+  const wf = write('fail-wf.cwl', 'cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\nsteps:\n  s1:\n    run: fail.cwl\n    in: []\n    out: []\n');
+  r = await cwlRun(['--quiet', '--no-container', wf]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /\[job fail\.cwl\] completed permanentFail \(exit 1\)/);
+  assert.match(r.stderr, /\[step s1\] failed/);
+  assert.match(r.stderr, /Final process status is permanentFail/);
   const unsup = write('unsup.cwl', 'cwlVersion: v1.2\nclass: CommandLineTool\nrequirements:\n  - class: MPIRequirement\nbaseCommand: "true"\ninputs: []\noutputs: []\n');
   r = await cwlRun(['--no-container', unsup]);
   assert.equal(r.code, 33, r.stderr);
