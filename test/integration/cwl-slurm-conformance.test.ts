@@ -46,6 +46,13 @@ test('every workflow-tagged conformance test passes through cwl-run --executor s
   // other test files' load; not reproduced alone or in 2 full runs by hand):
   // say what failed, then those tests must pass when run again.
   process.stderr.write(`cwl-slurm-conformance: first failures, run again:\n${bad.join('\n')}\n`);
+  // The tools' own stderr is in the Slurm task logs (task-N.log), gone with the work dir after the test: show those that name an error.
+  try {
+    const logs = (fs.readdirSync(ce.workDir, { recursive: true }) as string[]).filter((f) => /(^|\/)task-\d+\.log$/.test(f));
+    for (const f of logs.map((l) => path.join(ce!.workDir, l)).filter((p) => /error|fail|denied|not found|unavailable/i.test(fs.readFileSync(p, 'utf8'))).slice(0, 10)) {
+      process.stderr.write(`--- ${f}\n${fs.readFileSync(f, 'utf8').split('\n').slice(-12).join('\n')}\n`);
+    }
+  } catch (e) { process.stderr.write(`(task logs not read: ${(e as Error).message})\n`); }
   const ids = summary.results.filter((x) => x.outcome !== 'pass').map((x) => x.id);
   const out2 = path.join(ce.workDir, 'res-slurm-again');
   fs.mkdirSync(out2, { recursive: true });
