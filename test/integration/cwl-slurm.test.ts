@@ -83,9 +83,10 @@ outputs: []
 }, { timeout: 1_800_000 });
 
 after(async () => {
-  // never leave our jobs behind
-  const mine = (await squeueJobs(testUser().name)).filter((j) => j.name.startsWith('cwl-run-'));
-  if (mine.length) await runAsUser('scancel', ['-u', testUser().name, '-n', [...new Set(mine.map((j) => j.name))].join(',')], { timeoutMs: 30_000 });
+  // never leave our jobs behind, and cancel only ours: other test files (the
+  // Slurm conformance run) submit cwl-run jobs as the same user at the same time
+  const mine = (await squeueJobs(testUser().name)).filter((j) => j.name.startsWith('cwl-run-') && work && j.workDir.startsWith(work + '/'));
+  if (mine.length) await runAsUser('scancel', [...new Set(mine.map((j) => j.jobId.split('_')[0]))], { timeoutMs: 30_000 });
   if (work && !process.env.USERDOCK_KEEP_TMP) fs.rmSync(work, { recursive: true, force: true });
 });
 

@@ -11,7 +11,7 @@ import { REPO } from './user.js';
  */
 export interface SlurmCluster { partition: string; nodeName: string }
 
-export interface SlurmJob { jobId: string; state: string; name: string; user: string; reason: string }
+export interface SlurmJob { jobId: string; state: string; name: string; user: string; reason: string; workDir: string }
 
 let started: Promise<SlurmCluster> | undefined;
 
@@ -47,13 +47,13 @@ export function ensureSlurm(): Promise<SlurmCluster> {
 
 /** Jobs in squeue (pending/running/completing), optionally one user's. One squeue call. */
 export async function squeueJobs(user?: string): Promise<SlurmJob[]> {
-  const args = ['-h', '-r', '-o', '%i|%T|%j|%u|%r'];
+  const args = ['-h', '-r', '-o', '%i|%T|%j|%u|%r|%Z'];
   if (user) args.push('-u', user);
   const r = await run('squeue', args);
   if (r.code !== 0) throw new Error(`squeue failed: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => {
-    const [jobId = '', state = '', name = '', u = '', reason = ''] = l.split('|');
-    return { jobId, state, name, user: u, reason };
+    const [jobId = '', state = '', name = '', u = '', reason = '', workDir = ''] = l.split('|');
+    return { jobId, state, name, user: u, reason, workDir };
   });
 }
 
