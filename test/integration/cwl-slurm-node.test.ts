@@ -24,7 +24,7 @@ class: CommandLineTool
 requirements:
   ${dockerRequirement({ load: 'images/bb.tar', id: 'cwltest/bb:1' })}
 baseCommand: [sh, -c]
-arguments: ['sleep 6; echo survived > out.txt']
+arguments: ['sleep 20; echo survived > out.txt']
 inputs: []
 outputs:
   out: { type: File, outputBinding: { glob: out.txt, loadContents: true } }
