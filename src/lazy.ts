@@ -35,8 +35,13 @@ export function importModule<T>(spec: string): Promise<T> {
  * there is one, else from node_modules.
  */
 export function requirePackage<T>(name: string): T {
+  return (requireBundled<T>(name) ?? load(name)) as T;
+}
+
+/** The bundled copy dist/bundle/NAME.cjs only (undefined outside the CLI bundle, or when there is none). */
+export function requireBundled<T>(name: string): T | undefined {
   const lent = (globalThis as Record<symbol, unknown>)[Symbol.for('userdock.requirePackage')] as ((n: string) => unknown) | undefined;
-  return (lent?.(name) ?? load(name)) as T;
+  return lent?.(name) as T | undefined;
 }
 
 /**

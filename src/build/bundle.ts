@@ -7,6 +7,8 @@
  *  - cwl-ts-auto.cjs: that package and its dependencies in one file
  *    (hundreds of small files otherwise), node-fetch replaced by a stand-in
  *    that loads it on the first http(s) fetch;
+ *  - undici.cjs: the two parts of undici the registry client uses (its Agent
+ *    and request API, src/image/http.ts) and what they require, one file;
  * then the code caches (src/build/code-cache.ts).
  */
 import { spawnSync } from 'node:child_process';
@@ -48,6 +50,14 @@ await build({
   outdir: out, outExtension: { '.js': '.cjs' }, logLevel: 'warning',
   define: { 'import.meta.url': '__ud_url' },
   banner: { js: "const __ud_url=require('url').pathToFileURL(__filename).href;" },
+});
+await build({
+  stdin: {
+    contents: "module.exports = { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js') };",
+    resolveDir: repo, sourcefile: 'undici-parts.cjs', loader: 'js',
+  },
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  outfile: path.join(out, 'undici.cjs'), logLevel: 'warning',
 });
 for (const name of ['userdock', 'cwl-run', 'node']) lightBuiltins(path.join(out, `${name}.code.cjs`));
 for (const name of ['userdock', 'cwl-run']) fs.chmodSync(path.join(out, `${name}.cjs`), 0o755);

@@ -12,7 +12,8 @@
  *
  * The build makes the caches (src/build/code-cache.ts): it runs each
  * command once with USERDOCK_CODE_CACHE=write, so the cache holds the
- * functions that command compiled.
+ * functions that command compiled (USERDOCK_CODE_CACHE=write:NAME writes
+ * only the cache of dist/bundle/NAME.cjs).
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,7 +22,7 @@ import vm from 'node:vm';
 
 declare const __filename: string;
 
-const writeCache = process.env.USERDOCK_CODE_CACHE === 'write';
+const cacheMode = process.env.USERDOCK_CODE_CACHE;
 
 /** Run the CommonJS file `file` (X.cjs) compiled with its code cache X.cache; returns its module.exports. */
 function runCached(file: string): unknown {
@@ -38,7 +39,7 @@ function runCached(file: string): unknown {
     if (nl > 0 && data.toString('latin1', 0, nl + 1) === stamp) cachedData = data.subarray(nl + 1);
   } catch { /* no cache: compile from source */ }
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
-  if (writeCache) {
+  if (cacheMode === 'write' || cacheMode === `write:${path.basename(file, '.cjs')}`) {
     process.once('exit', () => fs.writeFileSync(cacheFile, Buffer.concat([Buffer.from(stamp, 'latin1'), script.createCachedData()])));
   }
   const mod = { exports: {} as unknown };

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
+import { requireBundled } from '../lazy.js';
 
 /**
  * The HTTP transport of the registry client (registry v2 / OCI distribution
@@ -10,10 +11,13 @@ import type { Agent, Dispatcher } from 'undici';
  * network (run, or a pull answered by the store) never load it.
  *
  * Load cost: undici's package entry pulls in fetch, websocket, cache, mocks
- * and more (~80 ms CPU here). Only the Agent and the request API are loaded
- * (~20 ms; the llhttp WebAssembly parser is compiled on the first connection
- * either way); if undici's file layout ever changes, the package entry point
- * is the fallback. Per-pull overhead over node:http, measured: ~+30 ms CPU.
+ * and more (~80 ms CPU here). Only the Agent and the request API are loaded:
+ * from the CLI bundle's dist/bundle/undici.cjs (those two and what they
+ * require, one file compiled with a V8 code cache: ~15 ms, src/build/bundle.ts),
+ * else from their files in node_modules (~35 ms: ~60 files resolved and
+ * compiled), else, if undici's file layout ever changes, from the package
+ * entry point. The llhttp WebAssembly parser is compiled on the first
+ * connection either way.
  */
 
 export interface Body extends AsyncIterable<Buffer> {
@@ -52,7 +56,7 @@ interface Undici {
 let undici: Undici | undefined;
 
 /** How undici was loaded (for tests and benchmarks). */
-export let undiciLoad: 'deep' | 'entry' | undefined;
+export let undiciLoad: 'bundle' | 'deep' | 'entry' | undefined;
 
 async function loadUndici(): Promise<Undici> {
   if (undici) return undici;
@@ -63,6 +67,15 @@ async function loadUndici(): Promise<Undici> {
   // only, for this process (no other WebAssembly runs in it).
   if (process.env.USERDOCK_WASM_TIERUP !== '1') {
     try { v8.setFlagsFromString('--liftoff-only'); } catch { /* an unknown flag: keep the default */ }
+  }
+  const bundled = requireBundled<{ Agent: typeof Agent; request: (this: Agent, o: object) => Promise<Dispatcher.ResponseData> }>('undici');
+  if (bundled) {
+    undici = {
+      Agent: bundled.Agent,
+      request: (agent, u, o) => bundled.request.call(agent, { origin: u.origin, path: u.pathname + u.search, ...o }),
+    };
+    undiciLoad = 'bundle';
+    return undici;
   }
   const req = createRequire(import.meta.url);
   try {

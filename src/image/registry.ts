@@ -2,7 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
 import { basicHeader, credentialKey, getCredentials, parseWWWAuthenticate, type Credentials } from './auth.js';
 import { isInsecure, isLoopback, type Endpoint, type RegistryConfig } from './config.js';
-import { closeConnections, httpRequest, type Body, type HttpResponse } from './http.js';
+import { closeConnections, httpRequest, undiciLoad, type Body, type HttpResponse } from './http.js';
+
+/** Whether -D output has named how undici was loaded (once per process). */
+let transportNamed = false;
 
 /**
  * A client for the registry v2 / OCI distribution API of one repository,
@@ -160,6 +163,7 @@ export class RegistryClient {
         throw new RegistryError(`cannot reach ${new URL(url).host} (${errText(e)})`,
           isNetworkError(e) ? 'network' : 'other', 'check the network or the registry address, or configure a mirror (USERDOCK_MIRRORS)');
       }
+      if (!transportNamed) { transportNamed = true; this.dbg(`http transport: undici (${undiciLoad})`); }
       this.dbg(`${method} ${url} -> ${res.statusCode}`);
       const r: Response = { status: res.statusCode, headers: res.headers, body: res.body, url };
       if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location && res.statusCode !== 304) {

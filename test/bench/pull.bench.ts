@@ -1,9 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startRegistry, pushImage } from '../support/registry.js';
+import { testUser, userdockBin, userEnv, userTempDir } from '../support/user.js';
 
 /**
  * Pull of the deb2 fixture (two layers, ~38 MB compressed) from a loopback
@@ -12,18 +11,23 @@ import { startRegistry, pushImage } from '../support/registry.js';
  * skopeo, ours, …) so load changes hit both alike; median wall time and
  * median CPU time (user+sys of the process and its children).
  *
+ * Both run as the test user, in its clean environment (own HOME, plain
+ * PATH), as the run benchmark does: the product is for unprivileged users,
+ * and root's environment here sets NODE_EXTRA_CA_CERTS, which node 20
+ * parses at every start (~50 ms, with the whole root store) before any code
+ * of ours runs.
+ *
  * Env: PULL_BENCH_ROUNDS (default 5); PULL_BENCH_KEEP_REGISTRY=host:port to
  * reuse a registry that already holds library/deb2:latest.
  */
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'userdock.cjs');
 
 interface Sample { wall: number; cpu: number }
 
 /** Run a command under sh, which reports its children's CPU time with `times` on fd 3. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Sample {
+function timed(cmd: string, args: string[], opts: SpawnSyncOptions): Sample {
   const t = process.hrtime.bigint();
   const r = spawnSync('/bin/sh', ['-c', '"$@"; s=$?; times >&3; exit $s', 'sh', cmd, ...args],
-    { env, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], timeout: 300_000 });
+    { ...opts, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], timeout: 300_000 });
   const wall = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr?.toString().slice(-2000)}`);
   const lines = (r.output[3]?.toString() ?? '').trim().split('\n');
@@ -39,7 +43,10 @@ export async function benchPull(): Promise<{ name: string; ours_s: number; ancho
   const reg = keep ? undefined : await startRegistry();
   const host = keep ?? reg!.host;
   const rounds = Number(process.env.PULL_BENCH_ROUNDS) || 5;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ud-bench-pull-'));
+  const u = testUser();
+  const work = userTempDir('ud-bench-pull');
+  const as = (env: Record<string, string> = {}): SpawnSyncOptions => ({ uid: u.uid, gid: u.gid, env: userEnv(env), cwd: u.home });
+  const cli = userdockBin();
   try {
     if (reg) await pushImage(reg, 'deb2', 'library/deb2:latest');
     const ref = `${host}/library/deb2:latest`;
@@ -47,9 +54,9 @@ export async function benchPull(): Promise<{ name: string; ours_s: number; ancho
     for (let i = 0; i < rounds; i++) {
       const store = path.join(work, `store${i}`);
       const oci = path.join(work, `oci${i}`);
-      const runOurs = () => ours.push(timed(process.execPath, [CLI, '--quiet', `--repo=${store}`, 'pull', ref],
-        { ...process.env, USERDOCK_CONFIG_DIR: path.join(work, 'cfg') }));
-      const runSkopeo = () => anchor.push(timed('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${oci}:latest`]));
+      const runOurs = () => ours.push(timed(process.execPath, [cli, '--quiet', `--repo=${store}`, 'pull', ref],
+        as({ USERDOCK_CONFIG_DIR: path.join(work, 'cfg') })));
+      const runSkopeo = () => anchor.push(timed('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${oci}:latest`], as()));
       // Alternate who goes first, so neither always runs on a warmer cache.
       if (i % 2) { runSkopeo(); runOurs(); } else { runOurs(); runSkopeo(); }
       fs.rmSync(store, { recursive: true, force: true });

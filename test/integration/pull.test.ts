@@ -73,7 +73,8 @@ test('anonymous pull of an OCI image: name, config, layers, quiet stdout', { tim
 
 test('anonymous pull of a docker schema2 image', { timeout: 120_000 }, async () => {
   const { env } = dirs();
-  await ok(['pull', `${reg.host}/library/bbv2:latest`], env);
+  const r = await ok(['-D', 'pull', `${reg.host}/library/bbv2:latest`], env);
+  assert.match(r.stderr, /^debug: http transport: undici \(bundle\)$/m, 'the CLI loads undici from its bundle');
   const j = await inspectJson(`${reg.host}/library/bbv2`, env);
   assert.equal(j.manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
   assert.equal(j.manifest.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
