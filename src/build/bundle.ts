@@ -8,14 +8,15 @@
  *    (hundreds of small files otherwise), node-fetch replaced by a stand-in
  *    that loads it on the first http(s) fetch;
  *  - undici.cjs: the two parts of undici the registry client uses (its Agent
- *    and request API, src/image/http.ts) and what they require, one file;
+ *    and request API, src/image/http.ts) and what they require, one file,
+ *    without undici's HTTP/2 client (see noHttp2);
  * then the code caches (src/build/code-cache.ts).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = path.join(dist, 'bundle');
@@ -35,6 +36,23 @@ function lightBuiltins(file: string): void {
   const nl = text.startsWith('#!') ? text.indexOf('\n') + 1 : 0;
   fs.writeFileSync(file, body.slice(0, nl) + 'var __ud_builtin = (m) => ({ __proto__: m, default: m });\n' + body.slice(nl));
 }
+
+/**
+ * undici's HTTP/1.1 client requires its HTTP/2 client at load, which loads
+ * node:http2 and node:tls (~5 ms of every pull). It is used only when TLS
+ * negotiates h2, which undici offers only with `allowH2`, never set by
+ * src/image/http.ts; the bundle gets a stand-in that fails that connection.
+ */
+const noHttp2: Plugin = {
+  name: 'no-http2',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]client-h2\.js$/ }, () => ({ path: 'client-h2', namespace: 'no-http2' }));
+    b.onLoad({ filter: /.*/, namespace: 'no-http2' }, () => ({
+      contents: "module.exports = function connectH2 () { throw new Error('HTTP/2 is not in userdock\\'s undici bundle') }",
+      loader: 'js',
+    }));
+  },
+};
 
 fs.rmSync(out, { recursive: true, force: true });
 await build({
@@ -57,7 +75,7 @@ await build({
     resolveDir: repo, sourcefile: 'undici-parts.cjs', loader: 'js',
   },
   bundle: true, format: 'cjs', platform: 'node', target: 'node20',
-  outfile: path.join(out, 'undici.cjs'), logLevel: 'warning',
+  outfile: path.join(out, 'undici.cjs'), logLevel: 'warning', plugins: [noHttp2],
 });
 for (const name of ['userdock', 'cwl-run', 'node']) lightBuiltins(path.join(out, `${name}.code.cjs`));
 for (const name of ['userdock', 'cwl-run']) fs.chmodSync(path.join(out, `${name}.cjs`), 0o755);

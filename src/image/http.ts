@@ -135,11 +135,13 @@ function mapError(e: unknown, ms: number): unknown {
 /** One request; resolves when the response headers arrive. */
 export async function httpRequest(url: string | URL, opts: HttpRequest): Promise<HttpResponse> {
   const u = typeof url === 'string' ? new URL(url) : url;
+  const fresh = !agent;
   const { u: und, agent: a } = await getAgent(opts.timeoutMs);
   // undici frees a connection for the next request a turn of the event loop
   // after the previous body ended: without this, a request that follows a
   // dump() or a read body at once opens a new connection (a TLS handshake).
-  await new Promise(setImmediate);
+  // A new agent has no connection to wait for.
+  if (!fresh) await new Promise(setImmediate);
   try {
     const res = await und.request(a, u, {
       method: opts.method, headers: opts.headers, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs,

@@ -1,9 +1,8 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
+import { crypto } from '../lazy.js';
 import { acquireLock } from '../lock.js';
 import type { Context } from '../cli/context.js';
 import { endpointsFor, loadRegistryConfig, type Endpoint } from './config.js';
@@ -228,7 +227,7 @@ class Puller {
   private async download(d: Descriptor, partial: string): Promise<void> {
     const what = `blob ${d.digest} of ${this.ref.familiar}`;
     this.progress.start(d.digest, d.size);
-    const st: DownloadState = { hash: crypto.createHash('sha256'), have: 0, hashed: false };
+    const st: DownloadState = { hash: crypto().createHash('sha256'), have: 0, hashed: false };
     let attempt = 0;
     let epIndex = 0;
     let restarted = false;
@@ -238,7 +237,7 @@ class Puller {
       try { onDisk = fs.statSync(partial).size; } catch { /* none */ }
       if (onDisk > d.size) { fs.rmSync(partial, { force: true }); onDisk = 0; }
       if (!st.hashed || onDisk !== st.have) {
-        st.hash = crypto.createHash('sha256'); st.have = 0;
+        st.hash = crypto().createHash('sha256'); st.have = 0;
         if (onDisk > 0) {
           for await (const c of fs.createReadStream(partial)) { st.hash.update(c as Buffer); st.have += (c as Buffer).length; }
         }
@@ -278,8 +277,8 @@ class Puller {
       // per layer here). A blob cut short by a power loss fails the size
       // check in hasBlob and is fetched again; USERDOCK_FSYNC=1 syncs anyway.
       if (this.fsync) {
-        const fh = await fsp.open(partial, 'r+');
-        try { await fh.sync(); } finally { await fh.close(); }
+        const fd = fs.openSync(partial, 'r+');
+        try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
       }
       this.store.commitTemp(partial, d.digest, d.size);
       return;
@@ -307,7 +306,7 @@ class Puller {
       if (res.status === 206 && cr && cr.startsWith(`bytes ${offset}-`)) {
         // resume
       } else if (res.status === 200) {
-        start = 0; st.hash = crypto.createHash('sha256'); st.have = 0; // range ignored: start over
+        start = 0; st.hash = crypto().createHash('sha256'); st.have = 0; // range ignored: start over
       } else {
         await res.body.dump();
         throw new RegistryError(`unexpected HTTP ${res.status} for a range request of ${d.digest}`, 'other');
@@ -373,7 +372,7 @@ class Puller {
   }
 }
 
-interface DownloadState { hash: crypto.Hash; have: number; hashed: boolean }
+interface DownloadState { hash: import('node:crypto').Hash; have: number; hashed: boolean }
 
 class ShortRead extends Error {}
 
@@ -448,10 +447,13 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
     }
   }
 
-  // Full pull.
+  // Full pull. node:crypto (~4 ms to load; the manifest and every blob are
+  // hashed) loads while the manifest request is out.
   let got: Awaited<ReturnType<Puller['manifest']>>;
   try {
-    got = await p.manifest(ref.digest ?? ref.tag!, 'GET');
+    const asked = p.manifest(ref.digest ?? ref.tag!, 'GET');
+    setImmediate(crypto);
+    got = await asked;
   } catch (e) {
     if (e instanceof RegistryError && e.unreachable && existing && platformOk(existing) && imageComplete(store, existing.digest)) {
       warn(`cannot reach the registry for ${what} (${e.message}); using the stored image`);

@@ -148,22 +148,21 @@ export class Store {
 
   /**
    * Stream data into the store, hashing as it goes. With `expected`, a
-   * mismatch discards the data and throws; nothing is stored.
+   * mismatch discards the data and throws; nothing is stored. Data in memory
+   * (a manifest, a config) is written at once, without a stream.
    */
   async putBlob(source: Readable | Buffer | string, expected?: string): Promise<{ digest: string; size: number }> {
-    const { Readable, Transform, promises: { pipeline } } = stream();
-    if (expected && this.hasBlob(expected)) {
-      if (!(source instanceof Readable)) return { digest: expected, size: this.blobSize(expected) };
-    }
+    if (typeof source === 'string') return this.putBlobData(Buffer.from(source), expected);
+    if (Buffer.isBuffer(source)) return this.putBlobData(source, expected);
+    const { Transform, promises: { pipeline } } = stream();
     const tmp = this.tempPath('blob');
     const hash = crypto().createHash('sha256');
     let size = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); },
     });
-    const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
     try {
-      await pipeline(input, counter, fs.createWriteStream(tmp, { mode: 0o644 }));
+      await pipeline(source, counter, fs.createWriteStream(tmp, { mode: 0o644 }));
       const digest = `sha256:${hash.digest('hex')}`;
       if (expected && digest !== expected) {
         throw new UserError(`digest mismatch: expected ${expected}, got ${digest}; the data was discarded`);
@@ -173,6 +172,22 @@ export class Store {
     } finally {
       fs.rmSync(tmp, { force: true });
     }
+  }
+
+  private putBlobData(data: Buffer, expected?: string): { digest: string; size: number } {
+    const digest = `sha256:${sha256Hex(data)}`;
+    if (expected && digest !== expected) {
+      throw new UserError(`digest mismatch: expected ${expected}, got ${digest}; the data was discarded`);
+    }
+    if (this.hasBlob(digest, data.length)) return { digest, size: data.length };
+    const tmp = this.tempPath('blob');
+    try {
+      fs.writeFileSync(tmp, data, { mode: 0o644 });
+      this.commitTemp(tmp, digest, data.length);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    return { digest, size: data.length };
   }
 
   /**

@@ -119,3 +119,23 @@ test('the stream: data events, and a cut-short body closes without ending', asyn
   const j = await httpRequest(`${base}/json`, opts());
   assert.deepEqual(await j.body.json(), { ok: true });
 });
+
+test('the CLI bundle\'s undici (dist/bundle/undici.cjs) serves requests without loading node:http2 or node:tls', async () => {
+  const { execFile } = await import('node:child_process');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const bundle = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bundle', 'undici.cjs');
+  // The child asks this test's server for /data with the bundled Agent and request API.
+  const script = `
+    const { Agent, request } = require(${JSON.stringify(bundle)});
+    const u = new URL(${JSON.stringify(`${base}/data`)});
+    const agent = new Agent();
+    request.call(agent, { origin: u.origin, path: u.pathname, method: 'GET' }).then(async (r) => {
+      let n = 0; for await (const c of r.body) n += c.length;
+      const loaded = process.moduleLoadList.filter((m) => /^NativeModule (http2|tls)$/.test(m));
+      console.log(JSON.stringify({ status: r.statusCode, n, loaded }));
+      await agent.close();
+    });`;
+  const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['-e', script], (e, so) => (e ? reject(e) : resolve(so))));
+  assert.deepEqual(JSON.parse(out), { status: 200, n: 300_000, loaded: [] });
+});
