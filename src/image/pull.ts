@@ -499,9 +499,12 @@ async function pullWith(p: Puller, opts: PullOptions): Promise<PullResult> {
   };
   const concurrency = opts.concurrency ?? (Number(p.ctx.env.USERDOCK_PULL_CONCURRENCY) || 4);
   let configChecked = false;
+  // Biggest first: the longest download starts first, on the connection the
+  // manifest came on (the others open new ones meanwhile).
+  const blobs = [manifest.config, ...manifest.layers].sort((a, b) => b.size - a.size);
   // Redo blobs that vanish before the ref is written (a concurrent rmi).
   for (let round = 0; ; round++) {
-    await mapLimit([manifest.config, ...manifest.layers], concurrency, async (d) => {
+    await mapLimit(blobs, concurrency, async (d) => {
       await p.blob(d);
       if (d === manifest.config && !configChecked) { checkConfig(); configChecked = true; }
     });
