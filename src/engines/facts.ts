@@ -188,7 +188,23 @@ export function loadHostFacts(storeDir: string, env: NodeJS.ProcessEnv = process
     facts = probeHostFacts(storeDir, env);
     saveHostFacts(storeDir, facts);
   }
+  forgetStaleFailures(facts);
   return mergeFacts(facts, factsOverride(env));
+}
+
+/**
+ * A failed engine probe is trusted for 10 minutes, then probed again: a
+ * failure can be passing (the CLI run under strace, where ptrace is taken;
+ * a full disk; a killed probe), and a rung should not stay off until
+ * `engines --refresh`. A success is kept (the facts it depends on are
+ * re-checked above).
+ */
+export const FAILED_PROBE_TTL_MS = 10 * 60_000;
+
+function forgetStaleFailures(facts: HostFacts, now = Date.now()): void {
+  for (const [id, p] of Object.entries(facts.probes)) {
+    if (p && !p.ok && !(now - Date.parse(p.at) < FAILED_PROBE_TTL_MS)) delete facts.probes[id];
+  }
 }
 
 export function saveHostFacts(storeDir: string, facts: HostFacts): void {

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sampleFacts, mergeFacts, usernsBlocker, type HostFacts } from '../../src/engines/facts.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sampleFacts, mergeFacts, usernsBlocker, loadHostFacts, probeHostFacts, saveHostFacts, FAILED_PROBE_TTL_MS, type HostFacts } from '../../src/engines/facts.js';
 import { ladder, chooseEngine, parseEngineId, diagnose } from '../../src/engines/ladder.js';
 import { UserError } from '../../src/errors.js';
 
@@ -68,4 +71,24 @@ test('diagnose maps field-note errors to cause and fix', () => {
   assert.match(diagnose('bwrap: setting up uid map: Permission denied')!.cause, /user namespaces/);
   assert.match(diagnose('cgroups in hybrid mode not supported, drop all controllers from cgroupv2')!.fix, /runc/);
   assert.equal(diagnose('all fine'), undefined);
+});
+
+test('cached facts: a failed probe older than 10 minutes is forgotten (probed again), a recent one and a success are kept', () => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'ud-facts-'));
+  try {
+    const facts = probeHostFacts(store, {});
+    const old = new Date(Date.now() - FAILED_PROBE_TTL_MS - 60_000).toISOString();
+    facts.probes = {
+      P1: { ok: false, error: 'ptrace taken (strace)', at: old },
+      P2: { ok: false, error: 'still failing', at: new Date().toISOString() },
+      U1: { ok: true, at: old },
+    };
+    saveHostFacts(store, facts);
+    const loaded = loadHostFacts(store, {});
+    assert.deepEqual(Object.keys(loaded.probes).sort(), ['P2', 'U1']);
+    assert.doesNotMatch(ladder(loaded).find((r) => r.id === 'P1')!.why ?? '', /probe failed/);
+    assert.equal(ladder(loaded).find((r) => r.id === 'P2')!.usable, false, 'a recent failure still counts');
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+  }
 });
