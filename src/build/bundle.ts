@@ -7,8 +7,8 @@
  *  - cwl-ts-auto.cjs: that package and its dependencies in one file
  *    (hundreds of small files otherwise), node-fetch replaced by a stand-in
  *    that loads it on the first http(s) fetch;
- *  - undici.cjs: the two parts of undici the registry client uses (its Agent
- *    and request API, src/image/http.ts) and what they require, one file,
+ *  - undici.cjs: the parts of undici the registry client uses (its Agent,
+ *    request API and proxy agent, src/image/http.ts) and what they require, one file,
  *    without undici's HTTP/2 client (see noHttp2);
  * then the code caches (src/build/code-cache.ts).
  */
@@ -71,7 +71,16 @@ await build({
 });
 await build({
   stdin: {
-    contents: "module.exports = { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js') };",
+    // The proxy agent is in the file but runs only when asked for (a getter);
+    // it tunnels with Dispatcher#connect, which undici's package entry adds.
+    contents: [
+      "module.exports = { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js'),",
+      '  get EnvHttpProxyAgent() {',
+      "    const D = require('undici/lib/dispatcher/dispatcher.js');",
+      "    D.prototype.connect ??= require('undici/lib/api/api-connect.js');",
+      "    return require('undici/lib/dispatcher/env-http-proxy-agent.js');",
+      '  } };',
+    ].join('\n'),
     resolveDir: repo, sourcefile: 'undici-parts.cjs', loader: 'js',
   },
   bundle: true, format: 'cjs', platform: 'node', target: 'node20',

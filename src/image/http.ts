@@ -1,14 +1,16 @@
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Readable } from 'node:stream';
-import type { Agent, Dispatcher } from 'undici';
+import type { Agent, Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { requireBundled } from '../lazy.js';
+import { isLoopback } from './config.js';
 
 /**
  * The HTTP transport of the registry client (registry v2 / OCI distribution
  * API): undici, one keep-alive Agent per process (up to 16 connections per
- * origin), loaded lazily on the first request, so commands that need no
- * network (run, or a pull answered by the store) never load it.
+ * origin; with a proxy configured, a proxy agent beside it for the
+ * registries it serves), loaded lazily on the first request, so commands
+ * that need no network (run, or a pull answered by the store) never load it.
  *
  * Load cost: undici's package entry pulls in fetch, websocket, cache, mocks
  * and more (~80 ms CPU here). Only the Agent and the request API are loaded:
@@ -50,8 +52,15 @@ type RequestOptions = {
 };
 interface Undici {
   Agent: typeof Agent;
-  request(agent: Agent, url: URL, opts: RequestOptions): Promise<Dispatcher.ResponseData>;
+  /** Loaded on first use (only when a proxy is configured). */
+  readonly EnvHttpProxyAgent: typeof EnvHttpProxyAgent;
+  request(agent: Dispatcher, url: URL, opts: RequestOptions): Promise<Dispatcher.ResponseData>;
 }
+type BundledUndici = {
+  Agent: typeof Agent;
+  readonly EnvHttpProxyAgent: typeof EnvHttpProxyAgent;
+  request: (this: Dispatcher, o: object) => Promise<Dispatcher.ResponseData>;
+};
 
 let undici: Undici | undefined;
 
@@ -68,39 +77,72 @@ async function loadUndici(): Promise<Undici> {
   if (process.env.USERDOCK_WASM_TIERUP !== '1') {
     try { v8.setFlagsFromString('--liftoff-only'); } catch { /* an unknown flag: keep the default */ }
   }
-  const bundled = requireBundled<{ Agent: typeof Agent; request: (this: Agent, o: object) => Promise<Dispatcher.ResponseData> }>('undici');
+  const parts = (b: BundledUndici): Undici => ({
+    Agent: b.Agent,
+    get EnvHttpProxyAgent() { return b.EnvHttpProxyAgent; },
+    request: (agent, u, o) => b.request.call(agent, { origin: u.origin, path: u.pathname + u.search, ...o }),
+  });
+  const bundled = requireBundled<BundledUndici>('undici');
   if (bundled) {
-    undici = {
-      Agent: bundled.Agent,
-      request: (agent, u, o) => bundled.request.call(agent, { origin: u.origin, path: u.pathname + u.search, ...o }),
-    };
     undiciLoad = 'bundle';
-    return undici;
+    return (undici = parts(bundled));
   }
   const req = createRequire(import.meta.url);
   try {
     const AgentC = req('undici/lib/dispatcher/agent.js') as typeof Agent;
-    const apiRequest = req('undici/lib/api/api-request.js') as (this: Agent, o: object) => Promise<Dispatcher.ResponseData>;
+    const apiRequest = req('undici/lib/api/api-request.js') as BundledUndici['request'];
     if (typeof AgentC !== 'function' || typeof apiRequest !== 'function') throw new Error('unexpected undici layout');
-    undici = {
-      Agent: AgentC,
-      request: (agent, u, o) => apiRequest.call(agent, { origin: u.origin, path: u.pathname + u.search, ...o }),
-    };
+    undici = parts({
+      Agent: AgentC, request: apiRequest,
+      // The package entry (slow to load; only with a proxy, outside the CLI bundle) adds Dispatcher#connect for tunnels.
+      get EnvHttpProxyAgent() { return (req('undici') as typeof import('undici')).EnvHttpProxyAgent; },
+    });
     undiciLoad = 'deep';
   } catch {
     const m = req('undici') as typeof import('undici');
-    undici = { Agent: m.Agent, request: (agent, u, o) => m.request(u, { ...o, dispatcher: agent }) };
+    undici = { Agent: m.Agent, EnvHttpProxyAgent: m.EnvHttpProxyAgent, request: (agent, u, o) => m.request(u, { ...o, dispatcher: agent }) };
     undiciLoad = 'entry';
   }
   return undici;
 }
 
-let agent: Agent | undefined;
+/**
+ * HTTP(S) proxies, as curl and Go read them: https_proxy / HTTPS_PROXY for
+ * https registries (a CONNECT tunnel), http_proxy / HTTP_PROXY for plain
+ * http ones, no_proxy / NO_PROXY for hosts to reach directly (names match
+ * their subdomains; `*` = none). Loopback registries are always reached
+ * directly. Proxy credentials (http://user:pass@proxy:3128) are sent as
+ * Proxy-Authorization and never printed.
+ */
+export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!(env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY);
+}
 
-async function getAgent(timeoutMs: number): Promise<{ u: Undici; agent: Agent }> {
+/** The proxy a request to `url` would go through (host:port, no credentials), if any is configured for its scheme. */
+export function proxyHostFor(url: URL, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (isLoopback(url.host)) return undefined;
+  const p = url.protocol === 'https:' ? (env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY) : (env.http_proxy || env.HTTP_PROXY);
+  if (!p) return undefined;
+  try { return new URL(p).host; } catch { return p.replace(/^.*@/, ''); }
+}
+
+let direct: Agent | undefined;
+let proxied: Dispatcher | undefined;
+
+/** The dispatcher for `url` (direct, or through the configured proxy); `fresh` when it was just made. */
+async function getAgent(url: URL, timeoutMs: number): Promise<{ u: Undici; agent: Dispatcher; fresh: boolean }> {
   const u = await loadUndici();
-  agent ??= new u.Agent({ connections: 16, connectTimeout: Math.min(timeoutMs, 30_000), keepAliveTimeout: 10_000 });
-  return { u, agent };
+  const opts = { connections: 16, connectTimeout: Math.min(timeoutMs, 30_000), keepAliveTimeout: 10_000 };
+  if (!isLoopback(url.host) && proxyConfigured()) {
+    const fresh = !proxied;
+    // Plain http goes to the proxy as absolute-URI requests, as curl sends
+    // them (site proxies allow CONNECT to port 443 only, as a rule).
+    proxied ??= new u.EnvHttpProxyAgent({ ...opts, proxyTunnel: false });
+    return { u, agent: proxied, fresh };
+  }
+  const fresh = !direct;
+  direct ??= new u.Agent(opts);
+  return { u, agent: direct, fresh };
 }
 
 /** Drain at most this much of an unwanted body (so the connection is reused); destroy bigger ones. */
@@ -135,8 +177,7 @@ function mapError(e: unknown, ms: number): unknown {
 /** One request; resolves when the response headers arrive. */
 export async function httpRequest(url: string | URL, opts: HttpRequest): Promise<HttpResponse> {
   const u = typeof url === 'string' ? new URL(url) : url;
-  const fresh = !agent;
-  const { u: und, agent: a } = await getAgent(opts.timeoutMs);
+  const { u: und, agent: a, fresh } = await getAgent(u, opts.timeoutMs);
   // undici frees a connection for the next request a turn of the event loop
   // after the previous body ended: without this, a request that follows a
   // dump() or a read body at once opens a new connection (a TLS handshake).
@@ -154,6 +195,6 @@ export async function httpRequest(url: string | URL, opts: HttpRequest): Promise
 
 /** Close idle connections so the process can exit promptly. */
 export async function closeConnections(): Promise<void> {
-  const a = agent; agent = undefined;
-  if (a) await a.destroy().catch(() => undefined);
+  const all = [direct, proxied]; direct = undefined; proxied = undefined;
+  await Promise.all(all.map((a) => a?.destroy().catch(() => undefined)));
 }

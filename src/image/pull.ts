@@ -178,7 +178,7 @@ class Puller {
    */
   async manifest(reference: string, method: 'GET' | 'HEAD'): Promise<{ ep: Endpoint; digest?: string; mediaType?: string; body?: Buffer }> {
     const failures: string[] = [];
-    let allUnreachable = true; let allNotFound = true; let lastAuth: RegistryError | undefined;
+    let allUnreachable = true; let allNotFound = true; let lastAuth: RegistryError | undefined; let hint: string | undefined;
     for (const ep of this.client.endpoints) {
       const where = `${new URL(ep.url).host}${ep.mirror ? ' (mirror)' : ''}`;
       try {
@@ -195,6 +195,7 @@ class Puller {
         if (!e.unreachable) allUnreachable = false;
         allNotFound = false;
         if (e.kind === 'auth') lastAuth = e;
+        hint = e.hint ?? hint;
         failures.push(this.client.endpoints.length === 1 ? e.message : `${where}: ${e.message}`);
       }
     }
@@ -205,7 +206,7 @@ class Puller {
         'check the image name and tag', 404);
     }
     throw new RegistryError(`cannot get the manifest for ${what}: ${failures.join('; ')}`, allUnreachable ? 'network' : 'other',
-      allUnreachable ? 'check the network, or configure a mirror (USERDOCK_MIRRORS)' : lastAuth?.hint ?? 'check the image name');
+      lastAuth?.hint ?? hint ?? (allUnreachable ? 'check the network, or configure a mirror (USERDOCK_MIRRORS)' : 'check the image name'));
   }
 
   /** Fetch a blob into the store (once, under a per-blob lock), verified. */

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
 import { basicHeader, credentialKey, getCredentials, parseWWWAuthenticate, type Credentials } from './auth.js';
 import { isInsecure, isLoopback, type Endpoint, type RegistryConfig } from './config.js';
-import { closeConnections, httpRequest, undiciLoad, type Body, type HttpResponse } from './http.js';
+import { closeConnections, httpRequest, proxyHostFor, undiciLoad, type Body, type HttpResponse } from './http.js';
 
 /** Whether -D output has named how undici was loaded (once per process). */
 let transportNamed = false;
@@ -87,6 +87,43 @@ export function isNetworkError(e: unknown): boolean {
   return e instanceof Error && /socket|ECONNRESET|terminated|other side closed/i.test(e.message);
 }
 
+/** TLS verification failures (node's codes): the registry's certificate is not trusted here. */
+const CERT_CODES = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/** The error for a request that got no answer: names the host, the cause, the proxy in the way, and the fix. */
+function unreachable(u: URL, e: unknown, env: NodeJS.ProcessEnv): RegistryError {
+  const code = errText(e);
+  const proxy = proxyHostFor(u, env);
+  const via = proxy ? ` through the proxy ${proxy}` : '';
+  if (CERT_CODES.test(code)) {
+    return new RegistryError(`cannot reach ${u.host}${via}: its TLS certificate is not trusted here (${code})`, 'other',
+      'give node the CA that signed it: NODE_EXTRA_CA_CERTS=/path/to/ca.pem (a proxy that inspects TLS needs its own CA there too)');
+  }
+  return new RegistryError(`cannot reach ${u.host}${via} (${code})`, isNetworkError(e) ? 'network' : 'other',
+    proxy ? 'check the proxy (https_proxy, http_proxy; no_proxy for hosts to reach directly) and the registry address'
+      : 'check the network or the registry address, or configure a mirror (USERDOCK_MIRRORS) or a proxy (https_proxy)');
+}
+
+/**
+ * The status of a proxy that refused us, from undici's errors: "Proxy
+ * response (407) !== 200 when HTTP Tunneling" (CONNECT), "Proxy
+ * Authentication Required (407)" (absolute-URI requests).
+ */
+function proxyRefusal(e: unknown): number | undefined {
+  for (let x = e, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    const m = /Proxy response \((\d{3})\)|Proxy Authentication Required \((\d{3})\)/.exec((x as Error).message ?? '');
+    if (m) return Number(m[1] ?? m[2]);
+  }
+  return undefined;
+}
+
+function proxyRefused(u: URL, status: number, env: NodeJS.ProcessEnv): RegistryError {
+  const proxy = proxyHostFor(u, env) ?? 'in the way';
+  return new RegistryError(`the proxy ${proxy} refused the request to ${u.host} (HTTP ${status})`, 'other',
+    status === 407 ? 'the proxy wants credentials: put them in its URL, https_proxy=http://USER:PASSWORD@host:port, and check them'
+      : `the proxy does not let this registry through; ask its admins, or set no_proxy=${u.hostname} if it is reachable directly`);
+}
+
 function errText(e: unknown): string {
   const c = (e as { code?: string; cause?: { code?: string } });
   return c.code ?? c.cause?.code ?? (e instanceof Error ? e.message : String(e));
@@ -154,16 +191,18 @@ export class RegistryClient {
       try {
         res = await httpRequest(url, { method, headers, timeoutMs: timeoutMs(this.opts.env) });
       } catch (e) {
+        const refused = proxyRefusal(e);
+        if (refused) throw proxyRefused(new URL(url), refused, this.opts.env);
         if (isNetworkError(e) && attempt < this.retries) {
           const wait = backoffMs(attempt++);
           this.dbg(`${method} ${url}: ${errText(e)}; retry in ${Math.round(wait)} ms`);
           await sleep(wait);
           continue;
         }
-        throw new RegistryError(`cannot reach ${new URL(url).host} (${errText(e)})`,
-          isNetworkError(e) ? 'network' : 'other', 'check the network or the registry address, or configure a mirror (USERDOCK_MIRRORS)');
+        throw unreachable(new URL(url), e, this.opts.env);
       }
       if (!transportNamed) { transportNamed = true; this.dbg(`http transport: undici (${undiciLoad})`); }
+      if (res.statusCode === 407) { await res.body.dump(); throw proxyRefused(new URL(url), 407, this.opts.env); }
       this.dbg(`${method} ${url} -> ${res.statusCode}`);
       const r: Response = { status: res.statusCode, headers: res.headers, body: res.body, url };
       if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location && res.statusCode !== 304) {

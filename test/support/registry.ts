@@ -1,5 +1,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,13 +18,17 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   /** token auth: may anonymous clients pull? Default true (like Docker Hub). */
   anonymousPull?: boolean;
+  /** Serve https with a self-signed certificate for these DNS names (and 127.0.0.1). */
+  tlsNames?: string[];
 }
 
 export interface Registry {
   /** '127.0.0.1:PORT' */
   host: string;
-  /** 'http://127.0.0.1:PORT' */
+  /** 'http://127.0.0.1:PORT' (https with tlsNames) */
   url: string;
+  /** With tlsNames: the PEM file of its (self-signed) certificate, world-readable. */
+  caPath?: string;
   /** Temp dir holding config.yml, htpasswd, data/ (storage) and registry.log. */
   dir: string;
   auth: RegistryAuth;
@@ -66,9 +72,12 @@ async function waitForV2(url: string, child: ChildProcess, logFile: string, time
       throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}):\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
     }
     try {
-      const r = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await r.arrayBuffer();
-      if (r.status === 200 || r.status === 401) return;
+      const status = await new Promise<number>((resolve, reject) => {
+        const mod = url.startsWith('https:') ? https : http;
+        const req = mod.get(`${url}/v2/`, { rejectUnauthorized: false, timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode ?? 0); });
+        req.on('error', reject); req.on('timeout', () => req.destroy(new Error('timeout')));
+      });
+      if (status === 200 || status === 401) return;
     } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -95,12 +104,22 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     tokenIssuer = await startTokenIssuer({ users, anonymousPull: opts.anonymousPull });
     authYaml = `auth:\n  token:\n    realm: ${tokenIssuer.realm}\n    service: ${tokenIssuer.service}\n    issuer: ${tokenIssuer.issuer}\n    rootcertbundle: ${tokenIssuer.certPath}\n`;
   }
+  let tlsYaml = '';
+  let caPath: string | undefined;
+  if (opts.tlsNames) {
+    caPath = path.join(dir, 'cert.pem');
+    const san = [...opts.tlsNames.map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-subj', `/CN=${opts.tlsNames[0]}`,
+      '-addext', `subjectAltName=${san}`, '-keyout', path.join(dir, 'key.pem'), '-out', caPath], { stdio: 'pipe', timeout: 60_000 });
+    fs.chmodSync(dir, 0o755); fs.chmodSync(caPath, 0o644);
+    tlsYaml = `  tls:\n    certificate: ${caPath}\n    key: ${path.join(dir, 'key.pem')}`;
+  }
   const logFile = path.join(dir, 'registry.log');
   let lastErr: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
-    const url = `http://${host}`;
+    const url = `${opts.tlsNames ? 'https' : 'http'}://${host}`;
     const config = [
       'version: 0.1',
       'log:',
@@ -120,6 +139,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       '  secret: userdock-test-secret',
       '  headers:',
       '    X-Content-Type-Options: [nosniff]',
+      tlsYaml,
       authYaml,
     ].join('\n');
     const configPath = path.join(dir, 'config.yml');
@@ -151,7 +171,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       fs.rmSync(dir, { recursive: true, force: true });
     };
     return {
-      host, url, dir, auth, users, tokenIssuer, stop,
+      host, url, dir, auth, users, tokenIssuer, stop, caPath,
       creds: auth === 'none' || !first ? undefined : `${first[0]}:${first[1]}`,
       log: () => { try { return fs.readFileSync(logFile, 'utf8'); } catch { return ''; } },
     };
