@@ -54,3 +54,25 @@ export function randomHex(bytes: number): string {
   while (s.length < bytes * 2) s += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
   return s.slice(0, bytes * 2);
 }
+
+let gcFn: ((o?: { type?: 'major' | 'minor' }) => void) | null | undefined;
+
+/**
+ * A minor (young generation) garbage collection, where the engine allows it.
+ * Every socket read allocates a fresh 64 KiB buffer, and a download makes
+ * so few JS objects that no collection runs for tens of megabytes: each read
+ * lands in untouched memory (~9,500 page faults for the 38 MB deb2 pull
+ * here, ~10 ms of kernel time). A minor collection every few MiB frees the
+ * spent buffers for reuse (~4,200 faults). The function is V8's `gc`,
+ * reached through a fresh context once --expose-gc is set.
+ */
+export function minorGc(): void {
+  if (gcFn === undefined) {
+    try {
+      (load('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+      gcFn = (load('node:vm') as typeof import('node:vm')).runInNewContext('gc') as typeof gcFn;
+      if (typeof gcFn !== 'function') gcFn = null;
+    } catch { gcFn = null; }
+  }
+  gcFn?.({ type: 'minor' });
+}

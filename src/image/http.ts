@@ -110,7 +110,7 @@ async function loadUndici(): Promise<Undici> {
  * HTTP(S) proxies, as curl and Go read them: https_proxy / HTTPS_PROXY for
  * https registries (a CONNECT tunnel), http_proxy / HTTP_PROXY for plain
  * http ones, no_proxy / NO_PROXY for hosts to reach directly (names match
- * their subdomains; `*` = none). Loopback registries are always reached
+ * their subdomains; `*`: no host is proxied). Loopback registries are always reached
  * directly. Proxy credentials (http://user:pass@proxy:3128) are sent as
  * Proxy-Authorization and never printed.
  */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
-import { crypto } from '../lazy.js';
+import { crypto, minorGc } from '../lazy.js';
 import { acquireLock } from '../lock.js';
 import type { Context } from '../cli/context.js';
 import { endpointsFor, loadRegistryConfig, type Endpoint } from './config.js';
@@ -327,7 +327,7 @@ class Puller {
     // hashed after they are written, so st.have/st.hash always describe
     // exactly the bytes on disk.
     const fd = fs.openSync(partial, start > 0 ? 'a' : 'w', 0o644);
-    let buf: Buffer[] = []; let bufLen = 0;
+    let buf: Buffer[] = []; let bufLen = 0; let sinceGc = 0;
     const flush = () => {
       if (!bufLen) return;
       const b = buf; const n = bufLen;
@@ -340,6 +340,7 @@ class Puller {
       for (const c of b) st.hash.update(c);
       st.have += n;
       this.progress.update(d.digest, st.have);
+      if ((sinceGc += n) >= 4 << 20) { sinceGc = 0; minorGc(); }
     };
     const res = body.stream;
     try {

@@ -139,3 +139,26 @@ test('the CLI bundle\'s undici (dist/bundle/undici.cjs) serves requests without 
   const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['-e', script], (e, so) => (e ? reject(e) : resolve(so))));
   assert.deepEqual(JSON.parse(out), { status: 200, n: 300_000, loaded: [] });
 });
+
+test('proxyHostFor: the proxy per scheme, never its credentials; loopback and unset = none', () => {
+  const env = { https_proxy: 'http://u:s3cret@proxy.site:3128', http_proxy: 'http://plain.site:8080' };
+  assert.equal(transport.proxyHostFor(new URL('https://registry-1.docker.io/v2/'), env), 'proxy.site:3128');
+  assert.equal(transport.proxyHostFor(new URL('http://registry.lan:5000/v2/'), env), 'plain.site:8080');
+  assert.equal(transport.proxyHostFor(new URL('https://quay.io/v2/'), { HTTP_PROXY: 'http://only-http:3128' }), 'only-http:3128', 'https falls back to the http proxy');
+  assert.equal(transport.proxyHostFor(new URL('http://127.0.0.1:5000/v2/'), env), undefined);
+  assert.equal(transport.proxyHostFor(new URL('https://quay.io/v2/'), {}), undefined);
+  assert.equal(transport.proxyConfigured({}), false);
+  assert.equal(transport.proxyConfigured({ HTTPS_PROXY: 'http://p:1' }), true);
+});
+
+test('minorGc runs a young-generation collection (the pull frees its spent socket buffers with it)', async () => {
+  const { minorGc } = await import('../../src/lazy.js');
+  const { PerformanceObserver, constants } = await import('node:perf_hooks');
+  const kinds: number[] = [];
+  const obs = new PerformanceObserver((list) => { for (const e of list.getEntries()) kinds.push((e as unknown as { detail: { kind: number } }).detail.kind); });
+  obs.observe({ entryTypes: ['gc'] });
+  minorGc();
+  await new Promise((r) => setTimeout(r, 50));
+  obs.disconnect();
+  assert.ok(kinds.includes(constants.NODE_PERFORMANCE_GC_MINOR), `gc kinds seen: ${kinds.join(',')}`);
+});
