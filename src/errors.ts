@@ -38,6 +38,33 @@ export class UsageError extends UserError {
   }
 }
 
+/** A full filesystem or an exhausted quota, said one way wherever it happens (see diskFull). */
+export class DiskFull extends UserError {}
+
+/**
+ * A full filesystem or an exhausted quota (ENOSPC, EDQUOT) anywhere in an
+ * error: its code, a cause's, or a message that carries it (a worker
+ * thread's report, cp's stderr, a layer error); as the error a user can act
+ * on. `where`: the directory being written (a node error's own path, when
+ * it has one, is named too); `elsewhere`: the other way out (default: move
+ * the store). Callers remove what they half-wrote before throwing it.
+ */
+export function diskFull(err: unknown, where: string, elsewhere = 'keep the store on a bigger filesystem: USERDOCK_DIR=DIR or --repo=DIR'): DiskFull | undefined {
+  if (err instanceof DiskFull) return err;
+  let text = '';
+  let file: string | undefined;
+  for (let x = err, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    const e = x as { code?: string; message?: string; path?: string };
+    text += ` ${e.code ?? ''} ${e.message ?? String(x)}`;
+    file ??= typeof e.path === 'string' ? e.path : undefined;
+  }
+  const quota = /EDQUOT|quota exceeded/i.test(text);
+  if (!quota && !/ENOSPC|no space left on device/i.test(text)) return undefined;
+  const at = file ? `${file} (in ${where})` : where;
+  return new DiskFull(quota ? `disk quota exceeded writing ${at} (EDQUOT)` : `no space left on the filesystem of ${at} (ENOSPC)`, EXIT.fail,
+    `${quota ? 'free some of the quota' : 'free space there'}, or ${elsewhere}; nothing half-written was kept`);
+}
+
 /** Render any thrown value as the one line the CLI prints. */
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.hint ? `${err.message} (${err.hint})` : err.message;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VERSION } from '../version.js';
-import { UserError, UsageError, EXIT, describeError } from '../errors.js';
+import { UserError, UsageError, EXIT, describeError, diskFull } from '../errors.js';
 import { makeContext } from './context.js';
 import { loadProcess, parseYaml, toPath, type Json, type Process, type Requirement } from '../cwl/load.js';
 import { executeProcess } from '../cwl/run.js';
@@ -173,7 +173,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err) => {
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (thrown) => {
+  const err = diskFull(thrown, 'the output directory, tmpdir or image store', 'choose other places: --outdir, --tmpdir-prefix, --tmp-outdir-prefix, USERDOCK_DIR') ?? thrown;
   process.stderr.write(`cwl-run: ${describeError(err)}\n`);
   if (process.env.CWL_RUN_DEBUG || process.argv.includes('--debug')) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
   process.exitCode = err instanceof UserError ? err.exitCode : EXIT.fail;

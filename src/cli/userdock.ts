@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import path from 'node:path';
-import { describeError, EXIT, UserError } from '../errors.js';
+import { describeError, diskFull, EXIT, UserError } from '../errors.js';
 import { makeContext } from './context.js';
 import type { Command } from './command.js';
 import { VERSION } from '../version.js';
@@ -76,10 +76,12 @@ export async function main(argv: string[]): Promise<number> {
   const ctx = makeContext({ storeDir: repo ? path.resolve(repo) : undefined, quiet, debug, argv0 });
   try {
     return await cmd.run(ctx, rest);
-  } catch (err) {
+  } catch (thrown) {
+    const full = diskFull(thrown, ctx.storeDir);
+    const err = full ?? thrown;
     process.stderr.write(`userdock ${name}: ${describeError(err)}\n`);
     if (debug && err instanceof Error && !(err instanceof UserError)) process.stderr.write(`${err.stack}\n`);
-    if (err instanceof UserError) return err.exitCode;
+    if (err instanceof UserError && !(full && name === 'run')) return err.exitCode;
     return name === 'run' ? EXIT.internal : EXIT.fail;
   }
 }

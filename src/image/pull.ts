@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UserError } from '../errors.js';
+import { diskFull, UserError } from '../errors.js';
 import { crypto, minorGc } from '../lazy.js';
 import { acquireLock } from '../lock.js';
 import type { Context } from '../cli/context.js';
@@ -260,6 +260,9 @@ class Puller {
         }
         if (retryable && epIndex + 1 < this.blobEndpoints.length) { epIndex++; attempt = 0; continue; }
         if (e instanceof UserError) throw e;
+        // A full disk: the partial file would keep it full; the next pull starts over.
+        const full = diskFull(e, this.store.dir);
+        if (full) { fs.rmSync(partial, { force: true }); throw full; }
         throw new RegistryError(`downloading ${what} failed: ${(e as Error).message}`, isNetworkError(e) ? 'network' : 'other',
           'try the pull again; it resumes where it stopped');
       }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { Parser, create as tarCreate, type ReadEntry } from 'tar';
-import { UserError } from '../errors.js';
+import { diskFull, UserError } from '../errors.js';
 import { openStore, type Descriptor, type Image, type ImageConfig, type Manifest, type Store } from '../image/store.js';
 import { parseReference, familiarStoredName, splitStoredName } from '../image/reference.js';
 import { hostPlatform, selectPlatform } from '../image/platform.js';
@@ -268,7 +268,8 @@ async function writeTar(cwd: string, entries: string[], out: string | Writable):
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw new UserError(`cannot write ${out}: ${(e as Error).message}`, 1, 'check the path, free space and permissions');
+    throw diskFull(e, path.dirname(path.resolve(out)), 'write the archive elsewhere')
+      ?? new UserError(`cannot write ${out}: ${(e as Error).message}`, 1, 'check the path, free space and permissions');
   }
 }
 
