@@ -61,7 +61,7 @@ test('pull into a full store: ENOSPC named with the fix, no partial blob kept; a
   blobsIntact(store);
 });
 
-test('create and save on a full filesystem: ENOSPC named with the fix, no container or archive left; after freeing space create works', { timeout: 300_000 }, async (t) => {
+test('create, run IMAGE (exit 125) and save on a full filesystem: ENOSPC named with the fix, no container or archive left; after freeing space create works', { timeout: 300_000 }, async (t) => {
   if (!mounted) { t.skip('no loop mount here (needs root and a loop device)'); return; }
   const u = testUser();
   const name = `${reg.host}/library/bb:1`;
@@ -79,6 +79,9 @@ test('create and save on a full filesystem: ENOSPC named with the fix, no contai
   assert.doesNotMatch(ps.stdout, /library\/bb/, 'no container listed');
   const tmp = path.join(env().USERDOCK_DIR, 'containers', '.tmp');
   assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], 'no half-made container');
+  const run = await userdock(['run', name, '/bin/true'], { env: env(), timeoutMs: 120_000 });
+  assert.equal(run.code, 125, run.stderr);
+  assert.match(run.stderr, /^userdock run: no space left on the filesystem of .*\(ENOSPC\)/);
   const out = path.join(mnt, 'bb.tar');
   const saved = await userdock(['save', '-o', out, name], { env: env(), timeoutMs: 120_000 });
   assert.equal(saved.code, 1, saved.stderr);
