@@ -31,7 +31,9 @@ const repo = path.dirname(dist);
  */
 function lightBuiltins(file: string): void {
   const text = fs.readFileSync(file, 'utf8');
-  const body = text.replace(/__toESM\((require\("node:[a-z_/]+"\)), 1\)/g, '__ud_builtin($1)');
+  const body = text.replace(/__toESM\((require\("node:[a-z0-9_/]+"\)), 1\)/g, '__ud_builtin($1)');
+  // esbuild's output changed shape: say so instead of silently losing the saving.
+  if (/__toESM\(require\("node:/.test(body)) throw new Error(`${file}: esbuild wraps node builtins in a form lightBuiltins does not know`);
   if (body === text) return;
   const nl = text.startsWith('#!') ? text.indexOf('\n') + 1 : 0;
   fs.writeFileSync(file, body.slice(0, nl) + 'var __ud_builtin = (m) => ({ __proto__: m, default: m });\n' + body.slice(nl));
