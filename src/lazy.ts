@@ -64,15 +64,19 @@ let gcFn: ((o?: { type?: 'major' | 'minor' }) => void) | null | undefined;
  * lands in untouched memory (~9,500 page faults for the 38 MB deb2 pull
  * here, ~10 ms of kernel time). A minor collection every few MiB frees the
  * spent buffers for reuse (~4,200 faults). The function is V8's `gc`,
- * reached through a fresh context once --expose-gc is set.
+ * taken from a fresh context made while --expose-gc is set.
  */
 export function minorGc(): void {
   if (gcFn === undefined) {
+    const v8 = load('node:v8') as typeof import('node:v8');
     try {
-      (load('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+      v8.setFlagsFromString('--expose-gc');
       gcFn = (load('node:vm') as typeof import('node:vm')).runInNewContext('gc') as typeof gcFn;
       if (typeof gcFn !== 'function') gcFn = null;
     } catch { gcFn = null; }
+    // Later contexts (CWL expressions) get no `gc`, and V8's flag hash is as
+    // before, so code caches loaded later still match.
+    try { v8.setFlagsFromString('--no-expose-gc'); } catch { /* kept */ }
   }
   gcFn?.({ type: 'minor' });
 }

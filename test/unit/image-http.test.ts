@@ -162,3 +162,10 @@ test('minorGc runs a young-generation collection (the pull frees its spent socke
   obs.disconnect();
   assert.ok(kinds.includes(constants.NODE_PERFORMANCE_GC_MINOR), `gc kinds seen: ${kinds.join(',')}`);
 });
+
+test('after minorGc, new contexts (CWL expressions) still have no gc', async () => {
+  const { minorGc } = await import('../../src/lazy.js');
+  const vm = await import('node:vm');
+  minorGc();
+  assert.equal(vm.runInNewContext('typeof gc'), 'undefined');
+});
