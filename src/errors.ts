@@ -47,9 +47,9 @@ export class DiskFull extends UserError {}
  * thread's report, cp's stderr, a layer error); as the error a user can act
  * on. `where`: the directory being written (a node error's own path, when
  * it has one, is named too); `elsewhere`: the other way out (default: move
- * the store). Callers remove what they half-wrote before throwing it.
+ * the store; callers that use the default remove what they half-wrote).
  */
-export function diskFull(err: unknown, where: string, elsewhere = 'keep the store on a bigger filesystem: USERDOCK_DIR=DIR or --repo=DIR'): DiskFull | undefined {
+export function diskFull(err: unknown, where: string, elsewhere = 'keep the store on a bigger filesystem: USERDOCK_DIR=DIR or --repo=DIR; nothing half-written was kept'): DiskFull | undefined {
   if (err instanceof DiskFull) return err;
   let text = '';
   let file: string | undefined;
@@ -62,7 +62,7 @@ export function diskFull(err: unknown, where: string, elsewhere = 'keep the stor
   if (!quota && !/ENOSPC|no space left on device/i.test(text)) return undefined;
   const at = file ? `${file} (in ${where})` : where;
   return new DiskFull(quota ? `disk quota exceeded writing ${at} (EDQUOT)` : `no space left on the filesystem of ${at} (ENOSPC)`, EXIT.fail,
-    `${quota ? 'free some of the quota' : 'free space there'}, or ${elsewhere}; nothing half-written was kept`);
+    `${quota ? 'free some of the quota' : 'free space there'}, or ${elsewhere}`);
 }
 
 /** Render any thrown value as the one line the CLI prints. */

@@ -268,7 +268,7 @@ async function writeTar(cwd: string, entries: string[], out: string | Writable):
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw diskFull(e, path.dirname(path.resolve(out)), 'write the archive elsewhere')
+    throw diskFull(e, path.dirname(path.resolve(out)), 'write the archive elsewhere; nothing half-written was kept')
       ?? new UserError(`cannot write ${out}: ${(e as Error).message}`, 1, 'check the path, free space and permissions');
   }
 }
