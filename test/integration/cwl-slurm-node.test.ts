@@ -2,7 +2,7 @@
 // cwl-run --executor slurm retries a tool whose job ended NODE_FAIL, and the retry succeeds once the node is back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cwlRunBin, testUser, userEnv } from '../support/user.js';
@@ -56,6 +56,15 @@ test('node down under a running tool: NODE_FAIL is resubmitted and the retry suc
       await new Promise((r) => setTimeout(r, 100));
     }
     await waitJobState(`${id}_0`, ['RUNNING'], 60_000);
+    // RUNNING comes before the batch step is up on the node: a node set down
+    // that early returns at once (ReturnToService=2) and the step, not yet
+    // known to slurmd, escapes the kill and completes (a CI run saw that).
+    // Set it down once the tool itself runs.
+    const t2 = Date.now();
+    while (spawnSync('pgrep', ['-u', String(u.uid), '-f', 'sleep 20; echo survived']).status !== 0) {
+      if (Date.now() - t2 > 60_000) throw new Error(`the tool never started: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await setNodeState(cluster.nodeName, 'down', 'cwl-slurm-node test');
     downed = true;
     const t1 = Date.now();
