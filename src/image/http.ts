@@ -114,14 +114,23 @@ async function loadUndici(): Promise<Undici> {
  * directly. Proxy credentials (http://user:pass@proxy:3128) are sent as
  * Proxy-Authorization and never printed.
  */
-export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
-  return !!(env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY);
+export interface ProxySettings { httpProxy: string; httpsProxy: string; noProxy: string }
+
+/** The proxy variables, read once here (lower case first, as curl does; '' = none). */
+export function proxySettings(env: NodeJS.ProcessEnv = process.env): ProxySettings {
+  const httpProxy = env.http_proxy || env.HTTP_PROXY || '';
+  return {
+    httpProxy,
+    httpsProxy: env.https_proxy || env.HTTPS_PROXY || httpProxy,
+    noProxy: env.no_proxy || env.NO_PROXY || '',
+  };
 }
 
 /** The proxy a request to `url` would go through (host:port, no credentials), if any is configured for its scheme. */
 export function proxyHostFor(url: URL, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (isLoopback(url.host)) return undefined;
-  const p = url.protocol === 'https:' ? (env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY) : (env.http_proxy || env.HTTP_PROXY);
+  const s = proxySettings(env);
+  const p = url.protocol === 'https:' ? s.httpsProxy : s.httpProxy;
   if (!p) return undefined;
   try { return new URL(p).host; } catch { return p.replace(/^.*@/, ''); }
 }
@@ -133,11 +142,12 @@ let proxied: Dispatcher | undefined;
 async function getAgent(url: URL, timeoutMs: number): Promise<{ u: Undici; agent: Dispatcher; fresh: boolean }> {
   const u = await loadUndici();
   const opts = { connections: 16, connectTimeout: Math.min(timeoutMs, 30_000), keepAliveTimeout: 10_000 };
-  if (!isLoopback(url.host) && proxyConfigured()) {
+  const proxy = proxySettings();
+  if (!isLoopback(url.host) && proxy.httpsProxy) {
     const fresh = !proxied;
     // Plain http goes to the proxy as absolute-URI requests, as curl sends
     // them (site proxies allow CONNECT to port 443 only, as a rule).
-    proxied ??= new u.EnvHttpProxyAgent({ ...opts, proxyTunnel: false });
+    proxied ??= new u.EnvHttpProxyAgent({ ...opts, ...proxy, proxyTunnel: false });
     return { u, agent: proxied, fresh };
   }
   const fresh = !direct;

@@ -208,22 +208,27 @@ function reporter(ctx: Context): ((m: string) => void) | undefined {
   return ctx.debug ? (m: string) => process.stderr.write(`debug: ${m}\n`) : undefined;
 }
 
+/** Where an image's pristine tree lives: <rootfsDir>/<manifest hex>/rootfs. */
+function pristinePath(ctx: Context, image: Image): { base: string; hex: string; final: string; rootfs: string } {
+  const hex = image.ref.digest.replace(/^sha256:/, '');
+  const base = rootfsDir(ctx);
+  const final = path.join(base, hex);
+  return { base, hex, final, rootfs: path.join(final, 'rootfs') };
+}
+
+/** The pristine tree of an image, when it has been extracted. */
+function pristineTree(ctx: Context, image: Image): string | undefined {
+  const { rootfs } = pristinePath(ctx, image);
+  return fs.statSync(rootfs, { throwIfNoEntry: false }) ? rootfs : undefined;
+}
+
 /**
  * The pristine rootfs of an image, extracted once per manifest digest and
  * reused afterwards (one stat when present).
  */
-/** The pristine tree of an image, when it has been extracted. */
-function pristineTree(ctx: Context, image: Image): string | undefined {
-  const rootfs = path.join(rootfsDir(ctx), image.ref.digest.replace(/^sha256:/, ''), 'rootfs');
-  return fs.statSync(rootfs, { throwIfNoEntry: false }) ? rootfs : undefined;
-}
-
 export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
-  const hex = image.ref.digest.replace(/^sha256:/, '');
-  const base = rootfsDir(ctx);
-  const final = path.join(base, hex);
-  const rootfs = path.join(final, 'rootfs');
-  if (pristineTree(ctx, image)) {
+  const { base, hex, final, rootfs } = pristinePath(ctx, image);
+  if (fs.statSync(rootfs, { throwIfNoEntry: false })) {
     if (ctx.debug) process.stderr.write(`debug: pristine tree ${rootfs} present: not extracting\n`);
     return rootfs;
   }

@@ -147,8 +147,8 @@ test('proxyHostFor: the proxy per scheme, never its credentials; loopback and un
   assert.equal(transport.proxyHostFor(new URL('https://quay.io/v2/'), { HTTP_PROXY: 'http://only-http:3128' }), 'only-http:3128', 'https falls back to the http proxy');
   assert.equal(transport.proxyHostFor(new URL('http://127.0.0.1:5000/v2/'), env), undefined);
   assert.equal(transport.proxyHostFor(new URL('https://quay.io/v2/'), {}), undefined);
-  assert.equal(transport.proxyConfigured({}), false);
-  assert.equal(transport.proxyConfigured({ HTTPS_PROXY: 'http://p:1' }), true);
+  assert.equal(transport.proxySettings({}).httpsProxy, '', 'no proxy configured');
+  assert.equal(transport.proxySettings({ HTTPS_PROXY: 'http://p:1' }).httpsProxy, 'http://p:1');
 });
 
 test('minorGc runs a young-generation collection (the pull frees its spent socket buffers with it)', async () => {
