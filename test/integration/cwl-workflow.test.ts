@@ -102,6 +102,7 @@ steps:
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   assert.ok(m, r.stderr.slice(-1000));
   const mb = Number(m[1]) / 1024;
+  process.stderr.write(`peak RSS ${mb.toFixed(0)} MB\n`);
   assert.ok(mb < 500, `peak RSS ${mb.toFixed(0)} MB`);
 });
 
