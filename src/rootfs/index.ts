@@ -292,6 +292,54 @@ export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
 }
 
 /**
+ * Check an image's pristine tree against its layers (`verify`): the layers are
+ * extracted again into a temp tree, sealed the same way, and both trees are
+ * compared entry by entry (type, mode, size, content, link target). Returns
+ * undefined when the image has no tree, else the differences (empty: intact).
+ * A changed tree is removed (the next run extracts it again from the blobs).
+ */
+export async function verifyPristineTree(ctx: Context, image: Image): Promise<string[] | undefined> {
+  const { base, rootfs } = pristinePath(ctx, image);
+  if (!fs.existsSync(rootfs)) return undefined;
+  ensureBase(base);
+  const tmp = path.join(base, '.tmp', tempName('verify'));
+  try {
+    fs.mkdirSync(tmp, { recursive: true });
+    await extractLayers(openStore(ctx.storeDir), image.manifest, tmp, { name: image.ref.name });
+    sealTree(tmp);
+    const diffs = compareTrees(tmp, rootfs);
+    if (diffs.length) await removeImageRootfs(ctx, image.ref.digest);
+    return diffs;
+  } finally {
+    removeTree(tmp);
+  }
+}
+
+/** Differences of tree `got` from tree `want`, as "PATH: what" lines. */
+export function compareTrees(want: string, got: string): string[] {
+  const out: string[] = [];
+  const kind = (st: fs.Stats) => st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file';
+  const walk = (rel: string) => {
+    const a = fs.lstatSync(path.join(want, rel), { throwIfNoEntry: false });
+    const b = fs.lstatSync(path.join(got, rel), { throwIfNoEntry: false });
+    const name = '/' + rel;
+    if (!a || !b) { out.push(`${name}: ${a ? 'deleted' : 'added'}`); return; }
+    if (kind(a) !== kind(b)) { out.push(`${name}: was a ${kind(a)}, is a ${kind(b)}`); return; }
+    if ((a.mode & 0o7777) !== (b.mode & 0o7777) && !a.isSymbolicLink()) out.push(`${name}: mode ${(a.mode & 0o7777).toString(8)} is now ${(b.mode & 0o7777).toString(8)}`);
+    if (a.isSymbolicLink()) {
+      if (fs.readlinkSync(path.join(want, rel)) !== fs.readlinkSync(path.join(got, rel))) out.push(`${name}: link target changed`);
+    } else if (a.isFile()) {
+      if (a.size !== b.size || !fs.readFileSync(path.join(want, rel)).equals(fs.readFileSync(path.join(got, rel)))) out.push(`${name}: content changed`);
+    } else if (a.isDirectory()) {
+      const names = new Set([...fs.readdirSync(path.join(want, rel)), ...fs.readdirSync(path.join(got, rel))]);
+      for (const n of [...names].sort()) walk(rel ? `${rel}/${n}` : n);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/**
  * Remove the pristine tree of a manifest digest (`rmi` calls it once no name
  * points to the manifest). Safe against concurrent userdock processes: under
  * the same lock as the extraction, the tree is first renamed aside into

@@ -74,7 +74,7 @@ const ATTEMPTS = [
   ['truncate', 'truncate -s 0 /etc/passwd'],
   ['append', 'echo x >> /etc/passwd'],
   ['hard-link', 'ln /etc/passwd /etc/passwd.link'],
-  ['hard-link out', 'ln /etc/passwd /tmp/pw.link && echo x >> /tmp/pw.link'],
+  ['hard-link out', 'ln /etc/passwd /tmp/pw.$$ && echo x >> /tmp/pw.$$; r=$?; rm -f /tmp/pw.$$; exit $r'],
   ['symlink', 'ln -s /etc/passwd /etc/pw.sym'],
   ['pip-style write', 'python3 -c "open(\'/usr/lib/python3/dist-packages/evil.py\', \'w\').write(\'x\')"'],
 ];
@@ -166,4 +166,46 @@ outputs:
   assert.equal(r.code, 0, r.stderr.slice(-3000));
   assert.match(fs.readFileSync(path.join(out, 'err.txt'), 'utf8'), /Permission denied|Read-only file system/);
   assert.equal(treeHash(tree), want, 'cwltool + userdock changed the pristine tree');
+});
+
+test('chmod: refused on U1/R1; on P1/P2/F1 (the owner may always chmod) verify finds it, removes the tree, the next run has the image back', { timeout: 600_000 }, async () => {
+  await ud(['run', 'deb2', 'true']);
+  const want = treeHash(pristine());
+  for (const e of ['U1', 'R1']) {
+    const r = await ud(['run', `--engine=${e}`, 'deb2', '/bin/sh', '-c', 'chmod 777 /etc/issue']);
+    assert.notEqual(r.code, 0, `${e}: chmod was not refused`);
+    assert.match(r.stderr, /Read-only file system/, e);
+    assert.equal(treeHash(pristine()), want, `${e}: the tree changed`);
+  }
+  const ok = await ud(['verify', 'deb2']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, 'deb2: OK (blobs and extracted tree)\n');
+  for (const e of ['P1', 'P2', 'F1']) {
+    const r = await ud(['-q', 'run', `--engine=${e}`, 'deb2', '/bin/sh', '-c', 'chmod u+w /etc/motd && echo changed >> /etc/motd']);
+    assert.equal(r.code, 0, `${e}: ${r.stderr}`);
+    const v = await ud(['verify', 'deb2']);
+    assert.equal(v.code, 1, `${e}: verify did not see the change`);
+    assert.match(v.stderr, /rootfs \/etc\/motd: mode 444 is now 644/);
+    assert.match(v.stderr, /rootfs \/etc\/motd: content changed/);
+    assert.match(v.stdout, /FAILED \(its extracted tree was changed in 2 places; removed: the next run extracts it again\)/);
+    const again = await ud(['run', 'deb2', '/bin/sh', '-c', 'grep -c changed /etc/motd || true']);
+    assert.equal(again.stdout, '0\n', `${e}: the next run still saw the change`);
+    assert.equal(treeHash(pristine()), want, `${e}: the re-extracted tree differs from the original`);
+  }
+});
+
+test('--writable-tmpfs: a private writable copy for one run, root emulated on P1; the image and the store are unchanged', { timeout: 300_000 }, async () => {
+  await ud(['run', 'deb2', 'true']);
+  const want = treeHash(pristine());
+  for (const e of ['P1', 'U1']) {
+    const r = await ud(['run', '--writable-tmpfs', `--engine=${e}`, 'deb2', '/bin/sh', '-c', 'rm /etc/debian_version && echo pkg > /usr/lib/mine.py && id -u']);
+    assert.equal(r.code, 0, `${e}: ${r.stderr}`);
+    assert.equal(r.stdout, '0\n', e);
+    assert.equal(treeHash(pristine()), want, `${e}: the pristine tree changed`);
+    const ps = await ud(['ps', '--json']);
+    assert.deepEqual(JSON.parse(ps.stdout), [], `${e}: the private copy was left behind`);
+  }
+  const bad = await ud(['run', '--writable-tmpfs', '--read-only', 'deb2', 'true']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--writable-tmpfs and --read-only contradict/);
 });
