@@ -284,18 +284,24 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
         for (const pid of pids) { try { process.kill(pid, sig); } catch { /* gone */ } }
       };
       // Everything: the engine's own way to end the whole container first (PRoot: also tracees that left the group).
-      const killAll = () => {
-        if (inv.killAll && child.pid) { try { process.kill(child.pid, inv.killAll); } catch { /* gone */ } }
+      // The engine is given a moment for it: a SIGKILL of the group at once would kill PRoot before it kills its tracees.
+      const killAll = (now = false) => {
+        if (inv.killAll && child.pid) {
+          try { process.kill(child.pid, inv.killAll); } catch { /* gone */ }
+          if (now) return;
+          setTimeout(() => kill('SIGKILL'), 1000).unref();
+          return;
+        }
         kill('SIGKILL');
       };
       const onSignal = (sig: NodeJS.Signals, as: NodeJS.Signals = sig) => {
         forwarded ??= as;
         kill(sig);
-        if (!killTimer) killTimer = setTimeout(killAll, 5000);
+        if (!killTimer) killTimer = setTimeout(() => killAll(), 5000);
       };
       const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]).map((s) => [s, () => onSignal(s)]);
       for (const [s, h] of handlers) process.on(s, h);
-      const onExit = killAll;
+      const onExit = () => killAll(true);
       process.on('exit', onExit);
       let timeout: NodeJS.Timeout | undefined;
       if (opts.timeoutMs) timeout = setTimeout(() => onSignal('SIGTERM', 'SIGKILL'), opts.timeoutMs);

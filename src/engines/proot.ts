@@ -43,6 +43,14 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
     fs.symlinkSync(src, link);
     return link;
   };
+  // Our own /proc entries and our ancestors' (with every thread id) are covered by an empty directory:
+  // PRoot shows the host's /proc, and their environ holds the caller's environment (secrets included).
+  const hidden = callerProcs();
+  if (p.sysdirs.proc && hidden.length) {
+    const empty = fs.mkdtempSync(path.join(ec.scratch, 'p'));
+    fs.chmodSync(empty, 0o555);
+    for (const pid of hidden) args.push('-b', `${empty}:/proc/${pid}`);
+  }
   for (const op of p.ops) {
     if (op.type === 'bind') {
       args.push('-b', `${hostPath(op.source)}:${op.target}`);
@@ -88,6 +96,25 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   // Through the guard (src/engines/guard.ts): PRoot dies with userdock, and the syscalls it does not translate fail.
   const guard = guardPath(path.dirname(ec.scratch));
   return { ...(guard ? { cmd: guard, args: [bin, ...args] } : { cmd: bin, args }), env, warnings, killAll: 'SIGQUIT' };
+}
+
+/**
+ * This process and its ancestors that run as our uid (init and other users'
+ * processes are out of reach anyway), each with all its thread ids: /proc/TID
+ * works for any thread, though readdir lists only the thread-group leaders.
+ */
+export function callerProcs(): number[] {
+  const uid = process.getuid?.();
+  const out: number[] = [];
+  for (let pid = process.pid; pid > 1;) {
+    let status: string;
+    try { status = fs.readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { break; }
+    const ruid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (uid !== undefined && Number(ruid) !== uid) break;
+    try { for (const t of fs.readdirSync(`/proc/${pid}/task`)) out.push(Number(t)); } catch { out.push(pid); }
+    pid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  }
+  return out;
 }
 
 /**
