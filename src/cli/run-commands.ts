@@ -184,6 +184,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     cpusetCpus: str(p, 'cpuset-cpus'),
     shmSizeBytes: shm ? parseSize(shm) : undefined,
     gpus: str(p, 'gpus'),
+    tty: bool(p, 'tty'),
   });
   const cidfile = str(p, 'cidfile');
   if (cidfile && target.containerId) fs.writeFileSync(cidfile, target.containerId);
