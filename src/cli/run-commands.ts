@@ -153,7 +153,11 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   const env: Array<[string, string]> = [];
   for (const f of list(p, 'env-file')) {
     let text: string;
-    try { text = fs.readFileSync(f, 'utf8'); } catch (e) { throw new UserError(`--env-file ${f}: ${(e as Error).message}`, EXIT.internal); }
+    try { text = fs.readFileSync(f, 'utf8'); } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      const why = ({ ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory' } as Record<string, string>)[code] ?? (e as Error).message;
+      throw new UserError(`--env-file ${f}: cannot read it: ${why}${code && !why.includes(code) ? ` (${code})` : ''}`, EXIT.internal, 'give a readable file of NAME=VALUE lines');
+    }
     env.push(...parseEnvFile(text, ctx.env));
   }
   for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }

@@ -353,8 +353,22 @@ function copyTree(src: string, dest: string): Promise<void> {
     let err = '';
     child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
     child.on('error', (e) => reject(new UserError(`cannot run cp to copy ${src}: ${e.message}`, 1, 'install coreutils')));
-    child.on('close', (code) => code === 0 ? resolve() : reject(new UserError(`copying ${src} to ${dest} failed: ${err.trim().split('\n')[0]}`, 1, 'check free space and quota')));
+    child.on('close', (code) => code === 0 ? resolve() : reject(copyError(src, dest, err)));
   });
+}
+
+/**
+ * cp's failure as one line that names its cause: a path cp may not read (a
+ * run chmod-ed it to 000) is not a disk problem. A full disk or quota is
+ * named by the CLI from cp's text (errors.ts diskFull).
+ */
+function copyError(src: string, dest: string, stderr: string): UserError {
+  const denied = /cp: cannot [^']*'(.+?)'[^\n]*: Permission denied/.exec(stderr);
+  if (denied) {
+    return new UserError(`copying ${src} failed: permission denied on ${denied[1]}`, 1,
+      `a run in it took the owner's read or search permission away (chmod); give it back with: chmod -R u+rX '${denied[1]}'`);
+  }
+  return new UserError(`copying ${src} to ${dest} failed: ${stderr.trim().split('\n')[0]}`, 1, 'check free space and quota');
 }
 
 /**
