@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from './command.js';
 import { debug, type Context } from './context.js';
 import { parseArgs, str, bool, list, type OptSpec, type Parsed } from './args.js';
-import { EXIT, UsageError, UserError } from '../errors.js';
+import { EXIT, readFailure, UsageError, UserError } from '../errors.js';
 import { openStore, type Image, type ImageConfig, type Store } from '../image/store.js';
 import { parseReference } from '../image/reference.js';
 import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
@@ -154,9 +154,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   for (const f of list(p, 'env-file')) {
     let text: string;
     try { text = fs.readFileSync(f, 'utf8'); } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? '';
-      const why = ({ ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory' } as Record<string, string>)[code] ?? (e as Error).message;
-      throw new UserError(`--env-file ${f}: cannot read it: ${why}${code && !why.includes(code) ? ` (${code})` : ''}`, EXIT.internal, 'give a readable file of NAME=VALUE lines');
+      throw new UserError(`--env-file ${f}: cannot read it: ${readFailure(e)}`, EXIT.internal, 'give a readable file of NAME=VALUE lines');
     }
     env.push(...parseEnvFile(text, ctx.env));
   }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
-import { removeTree } from '../rootfs/index.js';
+import { pidAlive, removeTree } from '../rootfs/index.js';
 import type { Context } from '../cli/context.js';
 import { validateProfile, type Profile, DEFAULT_PATH } from '../isolation/profile.js';
 import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } from '../isolation/resolve.js';
@@ -56,10 +56,6 @@ function makeScratch(ctx: Context, facts: HostFacts): string {
   fs.mkdirSync(d, { mode: 0o700 });
   sweepScratch(base);
   return d;
-}
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 /**

@@ -148,7 +148,7 @@ function tempName(label: string): string {
   return `${label}.${os.hostname()}.${process.pid}.${randomHex(4)}`;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 

@@ -163,6 +163,16 @@ test('bad input: one line naming it, the documented exit code, nothing left in t
   }
 });
 
+test('cwl-run: an unreadable or missing job file is one line, exit 1 (docs/cwl-run.md), no stack trace', { timeout: 60_000 }, async () => {
+  const tool = path.join(work, 'echo.cwl'); // from the --env-file test
+  const job = userFile('job.yml', 'env-file: x\n', 0o000);
+  for (const [file, why] of [[job, 'permission denied \\(EACCES\\)'], [path.join(work, 'nojob.yml'), 'no such file \\(ENOENT\\)']]) {
+    const r = await runAsUser(cwlRunBin(), ['--quiet', '--outdir', path.join(work, 'cwl-out'), tool, file], { cwd: work });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^cwl-run: cannot read job file ${file}: ${why}\n$`));
+  }
+});
+
 test('volumes that are fine: symlinked and .. host paths bind what the kernel resolves; -e NAME passes the caller\'s NAME', { timeout: 60_000 }, async () => {
   const real = userFile('real');
   fs.writeFileSync(path.join(real, 'f'), 'real\n');
