@@ -204,6 +204,24 @@ test('create/clone of a tree with a directory made unreadable names that directo
   const again = await ud(['clone', '--name=copy', 'locked']);
   assert.equal(again.code, 0, again.stderr);
   for (const n of ['copy', 'locked']) assert.equal((await ud(['rm', n])).code, 0);
+
+  // create IMAGE copies the image's pristine tree once `run IMAGE` has made it: the same cause, named the same way.
+  const run = await ud(['run', '--engine=P1', 'busybox', '/bin/true'], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const hex = fs.readdirSync(path.join(store, 'rootfs')).filter((n) => !n.startsWith('.'));
+  assert.equal(hex.length, 1);
+  const tree = path.join(store, 'rootfs', hex[0], 'rootfs');
+  const locked = path.join(tree, 'etc');
+  const mode = fs.statSync(locked).mode & 0o7777;
+  fs.chmodSync(locked, 0o000); // what a run could do to it before the pristine tree was protected
+  try {
+    const snap2 = storeSnapshot();
+    const cr = await ud(['create', 'busybox'], { env });
+    assert.equal(cr.code, 1, cr.stderr);
+    assert.match(cr.stderr, new RegExp(`^userdock create: copying ${tree} failed: permission denied on ${locked} \\(.*chmod -R u\\+rX '${locked}'\\)\n$`));
+    assert.doesNotMatch(cr.stderr, /free space|quota/);
+    assert.deepEqual(storeSnapshot(), snap2, 'the half-made container was removed');
+  } finally { fs.chmodSync(locked, mode); }
 });
 
 /** The pids of `pid`'s descendants (from /proc). */
