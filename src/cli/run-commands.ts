@@ -53,12 +53,13 @@ const RUN_SPEC: Record<string, OptSpec> = {
 
 const RUN_USAGE = `userdock run [options] IMAGE|CONTAINER|--rootfs=DIR [COMMAND [ARG...]]
 
-  -v, --volume=HOST:CONT[:ro|:rw]   bind a host path (colons in paths are fine)
+  -v, --volume=HOST:CONT[:ro|:rw]   bind a host path (colons in paths are fine; options as docker's, case-sensitive)
   --mount=type=bind,source=S,target=T[,readonly]
   -w, --workdir=DIR   -e, --env=NAME=VALUE | NAME   --env-file=FILE
   -u, --user=NAME|UID[:GID]   --hostauth  --bindhome  --hostenv  --nosysdirs
   --entrypoint=CMD  --nometa  --name=NAME  --rm  --hostname=H  --net=none
   --cpuset-cpus=LIST  --shm-size=SIZE  --gpus=N  --engine=P1|P2|U1|R1|F1|S1
+  -i, -t (or -it): as docker's; with -t the container gets TERM (the caller's, else xterm)
 The command's exit code is returned; 125 userdock failed, 126 not executable, 127 not found.`;
 
 /** Collect binds in command-line order (--volume and --mount interleaved as given). */
