@@ -17,7 +17,7 @@ const VOLUME_OPTIONS = ['ro', 'rw', 'z', 'Z'];
  * path, an unknown option) is a usage error; a host path that does not
  * exist is userdock's failure (125), as docker's --mount says.
  */
-export function splitVolume(spec: string, exists: (p: string) => boolean = fs.existsSync, real?: (p: string) => string): BindOp {
+export function splitVolume(spec: string, exists: (p: string) => boolean = fs.existsSync): BindOp {
   const what = `--volume "${spec}"`;
   let s = spec;
   let readonly = false;
@@ -60,7 +60,7 @@ export function splitVolume(spec: string, exists: (p: string) => boolean = fs.ex
     }
     source = s.slice(0, at); target = s.slice(at + 1);
   }
-  return checkBind({ type: 'bind', source, target, readonly }, what, exists, real);
+  return checkBind({ type: 'bind', source, target, readonly }, what, exists);
 }
 
 /**
@@ -69,7 +69,7 @@ export function splitVolume(spec: string, exists: (p: string) => boolean = fs.ex
  * way the kernel resolves it (symlinks followed, then `..`), so every engine
  * binds the same directory that was checked.
  */
-function checkBind(b: BindOp, what: string, exists: (p: string) => boolean, real: (p: string) => string = fs.realpathSync.native): BindOp {
+function checkBind(b: BindOp, what: string, exists: (p: string) => boolean): BindOp {
   if (!path.isAbsolute(b.target)) throw new UserError(`${what}: the container path "${b.target}" must be absolute`, EXIT.usage);
   if (!path.isAbsolute(b.source)) throw new UserError(`${what}: the host path "${b.source}" must be absolute`, EXIT.usage);
   const target = path.posix.normalize(b.target).replace(/(.)\/+$/, '$1');
@@ -81,7 +81,7 @@ function checkBind(b: BindOp, what: string, exists: (p: string) => boolean, real
       'create it first (userdock does not create host paths)');
   }
   let source: string;
-  try { source = real(b.source); } catch { source = path.resolve(b.source); }
+  try { source = fs.realpathSync.native(b.source); } catch { source = path.resolve(b.source); } // (a path only the unit tests' `exists` knows)
   return { ...b, source, target };
 }
 
@@ -90,7 +90,7 @@ function checkBind(b: BindOp, what: string, exists: (p: string) => boolean, real
  * target|destination|dst, readonly|ro[=true|false], bind-propagation (ignored).
  * A piece without a known key continues the previous value (a comma in a path).
  */
-export function parseMount(spec: string, exists: (p: string) => boolean = fs.existsSync, real?: (p: string) => string): BindOp {
+export function parseMount(spec: string, exists: (p: string) => boolean = fs.existsSync): BindOp {
   const keys = new Set(['type', 'source', 'src', 'target', 'destination', 'dst', 'readonly', 'ro', 'rw', 'bind-propagation', 'consistency', 'bind-nonrecursive']);
   const pairs: Array<[string, string | undefined]> = [];
   for (const piece of csvFields(spec) ?? spec.split(',')) {
@@ -110,7 +110,7 @@ export function parseMount(spec: string, exists: (p: string) => boolean = fs.exi
   }
   if (type !== 'bind') throw new UserError(`--mount "${spec}": only type=bind is supported (got ${type})`, EXIT.usage, 'use --volume or --mount=type=bind');
   if (!source || !target) throw new UserError(`--mount "${spec}": needs source= and target=`, EXIT.usage);
-  return checkBind({ type: 'bind', source, target, readonly }, `--mount "${spec}"`, exists, real);
+  return checkBind({ type: 'bind', source, target, readonly }, `--mount "${spec}"`, exists);
 }
 
 /**
