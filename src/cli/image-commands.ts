@@ -10,6 +10,7 @@ import { loadRegistryConfig, originEndpoint } from '../image/config.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import type { Context } from './context.js';
+import { verifyPristineTree } from '../rootfs/index.js';
 
 // The registry client and the image operations load on demand: a `pull` of
 // an image the registry confirmed within USERDOCK_PULL_TTL (what cwltool
@@ -207,7 +208,7 @@ const tagCmd: Command = {
 };
 
 const verifyCmd: Command = {
-  summary: 'Re-hash every blob of an image and report damage.',
+  summary: 'Re-hash every blob of an image, compare its extracted tree with them, and report damage.',
   usage: 'userdock verify IMAGE...',
   async run(ctx, argv) {
     const p = parseArgs(argv, {}, 'verify');
@@ -221,8 +222,17 @@ const verifyCmd: Command = {
         bad++;
         for (const pr of problems) process.stderr.write(`${n}: ${pr.what} ${pr.digest}: ${pr.problem}\n`);
         out(`${n}: FAILED (${problems.length} bad blob${problems.length > 1 ? 's' : ''}; pull it again)`);
+        continue;
+      }
+      // The blobs are sound: the pristine tree made from them must match them too.
+      const diffs = await verifyPristineTree(ctx, img);
+      if (diffs?.length) {
+        bad++;
+        for (const d of diffs.slice(0, 20)) process.stderr.write(`${n}: rootfs ${d}\n`);
+        if (diffs.length > 20) process.stderr.write(`${n}: rootfs: ${diffs.length - 20} more differences\n`);
+        out(`${n}: FAILED (its extracted tree was changed in ${diffs.length} place${diffs.length > 1 ? 's' : ''}; removed: the next run extracts it again)`);
       } else {
-        out(`${n}: OK`);
+        out(`${n}: OK${diffs ? ' (blobs and extracted tree)' : ''}`);
       }
     }
     return bad ? 1 : 0;

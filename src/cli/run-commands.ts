@@ -43,6 +43,7 @@ const RUN_SPEC: Record<string, OptSpec> = {
   interactive: { kind: 'bool', aliases: ['-i'] },
   tty: { kind: 'bool', aliases: ['-t'] },
   'read-only': { kind: 'bool' },
+  'writable-tmpfs': { kind: 'bool' },
   'log-driver': { kind: 'string' },
   cidfile: { kind: 'string' },
   init: { kind: 'bool' },
@@ -59,6 +60,7 @@ const RUN_USAGE = `userdock run [options] IMAGE|CONTAINER|--rootfs=DIR [COMMAND 
   -u, --user=NAME|UID[:GID]   --hostauth  --bindhome  --hostenv  --nosysdirs
   --entrypoint=CMD  --nometa  --name=NAME  --rm  --hostname=H  --net=none
   --cpuset-cpus=LIST  --shm-size=SIZE  --gpus=N  --engine=P1|P2|U1|R1|F1|S1
+  --writable-tmpfs    a private writable copy of the image for this run (the image itself is read-only)
   -i, -t (or -it): as docker's; with -t the container gets TERM (the caller's, else xterm)
 The command's exit code is returned; 125 userdock failed, 126 not executable, 127 not found.`;
 
@@ -81,7 +83,7 @@ function orderedBinds(argv: string[], p: Parsed): BindOp[] {
   return out;
 }
 
-interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string }
+interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string; discard?: boolean }
 
 // ------------------------------------------------------------------ hot path
 //
@@ -112,6 +114,7 @@ function imageByName(store: Store, what: string): Image | undefined {
 async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: string) => void): Promise<Target> {
   const rootfsOpt = str(p, 'rootfs');
   if (rootfsOpt) {
+    if (bool(p, 'writable-tmpfs')) throw new UsageError('run: --writable-tmpfs needs an IMAGE, not --rootfs', 'copy the tree yourself, or import it as a container: userdock import --tocontainer');
     const r = path.resolve(rootfsOpt);
     if (!fs.statSync(r, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--rootfs ${r} is not a directory`, EXIT.internal);
     return { rootfs: r, writable: false };
@@ -133,9 +136,12 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
   }
   mark(`image ${image.ref.name}`);
   const name = str(p, 'name');
-  if (name) {
+  // --writable-tmpfs: a private writable copy for this run only (a container removed afterwards), never the shared tree.
+  const scratchCopy = bool(p, 'writable-tmpfs');
+  if (name || scratchCopy) {
+    if (scratchCopy && bool(p, 'read-only')) throw new UsageError('run: --writable-tmpfs and --read-only contradict each other', 'give one of them');
     const created = await createContainer(ctx, image, { name });
-    return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id };
+    return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id, discard: scratchCopy };
   }
   return { rootfs: await imageRootfs(ctx, image), writable: false, config: image.config.config };
 }
@@ -195,7 +201,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     mark('profile built');
     return await runProfile(ctx, profile, { engine, execmode: target.execmode, mark });
   } finally {
-    if (bool(p, 'rm') && target.containerId) {
+    if ((bool(p, 'rm') || target.discard) && target.containerId) {
       try { await removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
         process.stderr.write(`userdock run: warning: --rm: ${(e as Error).message}\n`);
       }

@@ -255,6 +255,22 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
   }
 }
 
+/** The pids of a process's descendants, from /proc/PID/task/TID/children (empty where the kernel has no such file). */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    let tids: string[] = [];
+    try { tids = fs.readdirSync(`/proc/${p}/task`); } catch { return; }
+    for (const t of tids) {
+      let kids = '';
+      try { kids = fs.readFileSync(`/proc/${p}/task/${t}/children`, 'utf8'); } catch { continue; }
+      for (const k of kids.split(' ').filter(Boolean).map(Number)) { out.push(k); walk(k); }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 /**
  * The run's exit status, docker's way: the command's code; 128+N when it died
  * of signal N; 128+N too when we forwarded signal N and the command did not
@@ -291,16 +307,25 @@ export async function runProfile(ctx: Context, profile: Profile, opts: RunOption
       // ends 128+N like docker, whatever the engine reports (PRoot says 255).
       let forwarded: NodeJS.Signals | undefined;
       const kill = (sig: NodeJS.Signals) => {
-        try { if (!interactive && child.pid) process.kill(-child.pid, sig); else child.kill(sig); } catch { /* gone */ }
+        if (!child.pid) return;
+        // Sharing the terminal's process group, the container's processes get the signal one by one
+        // (the engine alone may ignore it: PRoot does).
+        const pids = interactive ? [child.pid, ...descendants(child.pid)] : [-child.pid];
+        for (const pid of pids) { try { process.kill(pid, sig); } catch { /* gone */ } }
+      };
+      // Everything: the engine's own way to end the whole container first (PRoot: also tracees that left the group).
+      const killAll = () => {
+        if (inv.killAll && child.pid) { try { process.kill(child.pid, inv.killAll); } catch { /* gone */ } }
+        kill('SIGKILL');
       };
       const onSignal = (sig: NodeJS.Signals, as: NodeJS.Signals = sig) => {
         forwarded ??= as;
         kill(sig);
-        if (!killTimer) killTimer = setTimeout(() => kill('SIGKILL'), 5000);
+        if (!killTimer) killTimer = setTimeout(killAll, 5000);
       };
       const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]).map((s) => [s, () => onSignal(s)]);
       for (const [s, h] of handlers) process.on(s, h);
-      const onExit = () => kill('SIGKILL');
+      const onExit = killAll;
       process.on('exit', onExit);
       let timeout: NodeJS.Timeout | undefined;
       if (opts.timeoutMs) timeout = setTimeout(() => onSignal('SIGTERM', 'SIGKILL'), opts.timeoutMs);

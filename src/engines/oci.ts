@@ -14,6 +14,10 @@ import type { Engine, EngineContext, Invocation } from './types.js';
  * cgroup layouts outright ("cgroups in hybrid mode not supported"), so runc
  * is preferred there and crun is run with --cgroup-manager=disabled.
  */
+/** docker's default capability set for a container's root. */
+const DOCKER_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
+
 export function ociConfig(p: Profile, ec: EngineContext): Record<string, unknown> {
   const plan = planMounts(p, ec.scratch);
   const uid = process.getuid?.() ?? 1000;
@@ -42,7 +46,11 @@ export function ociConfig(p: Profile, ec: EngineContext): Record<string, unknown
       env: Object.entries(p.env).map(([k, v]) => `${k}=${v}`),
       cwd: p.workdir,
       noNewPrivileges: true,
-      capabilities: p.user.rootEmulation ? undefined : { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
+      // Root gets docker's default capabilities (in the user namespace only): without CAP_DAC_OVERRIDE it could not
+      // write a tmpfs over a directory of the sealed image tree (runc gives the tmpfs that directory's mode).
+      capabilities: p.user.rootEmulation
+        ? { bounding: DOCKER_CAPS, effective: DOCKER_CAPS, permitted: DOCKER_CAPS, inheritable: [], ambient: [] }
+        : { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
     },
     root: { path: plan.root, readonly: plan.rootReadonly },
     ...(p.hostname ? { hostname: p.hostname } : {}),

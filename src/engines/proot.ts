@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Profile } from '../isolation/profile.js';
 import { resolveContainerPath } from '../isolation/resolve.js';
 import type { HostFacts } from './facts.js';
+import { guardPath } from './guard.js';
 import type { Engine, EngineContext, Invocation } from './types.js';
 
 /**
@@ -27,8 +28,13 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   const bin = ec.bins.proot!;
   const warnings: string[] = [];
   const args: string[] = ['-r', p.rootfs];
-  if (p.user.rootEmulation) args.push('-0');
-  else args.push('-i', `${p.user.uid}:${p.user.gid}`);
+  // PRoot's root emulation (-0) writes through file permissions (it chmods a path it may not
+  // write, runs the call, restores the mode): on a sealed pristine tree it would let the run change
+  // the image. There the command runs as the caller's own uid, which the kernel holds to the seal
+  // (README: root emulation on P1/P2 needs a container or --writable-tmpfs).
+  const sealed = !p.rootfsWritable && (fs.statSync(p.rootfs).mode & 0o200) === 0;
+  if (p.user.rootEmulation && !sealed) args.push('-0');
+  else if (!p.user.rootEmulation) args.push('-i', `${p.user.uid}:${p.user.gid}`);
   if (ec.fakeKernel) args.push('-k', ec.fakeKernel);
   for (const s of ['proc', 'dev', 'sys'] as const) if (p.sysdirs[s]) args.push('-b', `/${s}`);
   const hostPath = (src: string): string => {
@@ -81,7 +87,9 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   // -v -1: no "proot info: … terminated with signal N" or warnings in the container's stderr (errors still show).
   if (!ec.engineNotes) args.push('-v', '-1');
   args.push('-w', p.workdir, ...argv);
-  return { cmd: bin, args, env, warnings };
+  // Through the guard (src/engines/guard.ts): PRoot dies with userdock, and the syscalls it does not translate fail.
+  const guard = guardPath(path.dirname(ec.scratch));
+  return { ...(guard ? { cmd: guard, args: [bin, ...args] } : { cmd: bin, args }), env, warnings, killAll: 'SIGQUIT' };
 }
 
 /**

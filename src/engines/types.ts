@@ -52,6 +52,11 @@ export interface Invocation {
   logFile?: string;
   /** Warnings about profile parts this engine cannot honour. */
   warnings: string[];
+  /**
+   * A signal that makes the engine process end every process of the container, also those
+   * that left its process group (setsid): PRoot kills all its tracees on SIGQUIT.
+   */
+  killAll?: NodeJS.Signals;
 }
 
 export interface Engine {

@@ -114,7 +114,8 @@ export function planMounts(profile: Profile, scratch: string): MountPlan {
     try { entries = fs.readdirSync(path.join(rootfs, d), { withFileTypes: true }); } catch (e) {
       throw new UserError(`cannot read ${path.join(rootfs, d)}: ${(e as Error).message}`, EXIT.internal, 'the image tree is damaged or not readable; remove and pull it again');
     }
-    try { fs.chmodSync(sd, fs.statSync(path.join(rootfs, d)).mode & 0o7777); } catch { /* keep 0755 */ }
+    // The image's mode, but writable to us (a sealed tree's dirs are not): the skeleton is mounted read-only anyway and is removed after the run.
+    try { fs.chmodSync(sd, (fs.statSync(path.join(rootfs, d)).mode & 0o7777) | 0o200); } catch { /* keep 0755 */ }
     for (const e of entries) {
       const c = path.posix.join(d, e.name);
       if (exploded.has(c)) continue;
@@ -129,6 +130,6 @@ export function planMounts(profile: Profile, scratch: string): MountPlan {
     const sp = path.join(skel, c);
     if (isFile) { fs.mkdirSync(path.dirname(sp), { recursive: true }); fs.writeFileSync(sp, ''); } else fs.mkdirSync(sp, { recursive: true });
   }
-  // Make the skeleton dirs read-only to us too, so even the exploded root is not writable.
+  // The skeleton is mounted read-only: even the exploded root is not writable.
   return { root: skel, rootReadonly: true, mounts: [...rootBinds, ...mounts], exploded: [...exploded] };
 }

@@ -29,11 +29,16 @@ const extractor = async () => {
  * renamed into place under a src/lock.ts lock, so a killed extraction leaves
  * only a temp dir that is cleaned later and never a half tree at the final
  * path). `run IMAGE` reuses it on every call: the fast path is one stat.
- * Pristine trees are read-only BY CONVENTION: no run writes into them (the
- * run engine binds outdir/tmpdir/tmp writable on top). Their files are NOT
- * made read-only on disk: the owner could still write them (chmod is one
- * call away), `rm -rf` would need a chmod pass first, and `cp -a` would carry
- * the read-only modes into every container made from them.
+ * Pristine trees are SEALED: once extracted, every file and directory loses
+ * its owner write bit (sealTree), so on the engines that cannot mount the
+ * tree read-only (P1, P2, F1: the process runs as the tree's owner) the
+ * kernel refuses every write, creation, deletion, rename and truncation with
+ * EACCES; U1 and R1 also mount it read-only (EROFS). Extraction gives every
+ * file u+rw and every directory u+rwx, so unsealing (containers copied from
+ * the tree, removal) restores exactly the extracted modes. A `sealed` file
+ * beside the tree marks the seal; trees of older versions are sealed on
+ * first use. The owner can still chmod: `verify` finds any change and
+ * removes a changed tree, which the next run extracts again.
  *
  * CONTAINERS (`create`, udocker's meaning: a writable tree of one's own).
  * Decision: a container is a REAL COPY of the pristine tree
@@ -164,6 +169,28 @@ export function cleanStaleTemps(tmpDir: string): void {
   }
 }
 
+/**
+ * Add (`writable`) or remove the owner write bit on every file and directory
+ * of a tree (symlinks have no modes of their own). Children first, so a
+ * directory is sealed after what is in it.
+ */
+export function sealTree(root: string, writable = false): void {
+  const set = (p: string, mode: number) => {
+    const m = writable ? mode | 0o200 : mode & ~0o200;
+    if (m !== mode) fs.chmodSync(p, m & 0o7777);
+  };
+  const walk = (d: string) => {
+    if (writable) set(d, fs.lstatSync(d).mode);
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const c = d + '/' + e.name;
+      if (e.isDirectory()) walk(c);
+      else if (!e.isSymbolicLink()) set(c, fs.lstatSync(c).mode);
+    }
+    if (!writable) set(d, fs.lstatSync(d).mode);
+  };
+  walk(root);
+}
+
 /** rm -rf that also copes with directories a program made read-only. */
 export function removeTree(p: string): void {
   try { fs.rmSync(p, { recursive: true, force: true }); return; } catch { /* fix modes and retry */ }
@@ -228,13 +255,20 @@ function pristineTree(ctx: Context, image: Image): string | undefined {
  */
 export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
   const { base, hex, final, rootfs } = pristinePath(ctx, image);
-  if (fs.statSync(rootfs, { throwIfNoEntry: false })) {
+  const sealed = path.join(final, 'sealed');
+  if (fs.statSync(sealed, { throwIfNoEntry: false })) {
     if (ctx.debug) process.stderr.write(`debug: pristine tree ${rootfs} present: not extracting\n`);
     return rootfs;
   }
   ensureBase(base);
   await withLock(final, async () => {
-    if (fs.existsSync(rootfs)) return;
+    if (fs.existsSync(sealed)) return;
+    if (fs.existsSync(rootfs)) {
+      // A tree of an older userdock, never sealed.
+      sealTree(rootfs);
+      fs.writeFileSync(sealed, '');
+      return;
+    }
     const tmpDir = path.join(base, '.tmp');
     cleanStaleTemps(tmpDir);
     const tmp = path.join(tmpDir, tempName(hex.slice(0, 16)));
@@ -244,6 +278,9 @@ export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
       const t0 = Date.now();
       await extractLayers(store, image.manifest, path.join(tmp, 'rootfs'), { name: image.ref.name, report: reporter(ctx) });
       fs.writeFileSync(path.join(tmp, 'image.json'), JSON.stringify({ name: image.ref.name, digest: image.ref.digest, extracted: new Date().toISOString() }) + '\n');
+      sealTree(path.join(tmp, 'rootfs'));
+      // Written after the seal: no inode of the tree has a later ctime unless something changed it since.
+      fs.writeFileSync(path.join(tmp, 'sealed'), '');
       fs.renameSync(tmp, final);
       if (ctx.debug) process.stderr.write(`debug: extracted ${image.ref.name} into ${rootfs} in ${Date.now() - t0} ms\n`);
     } catch (e) {
@@ -252,6 +289,54 @@ export async function imageRootfs(ctx: Context, image: Image): Promise<string> {
     }
   });
   return rootfs;
+}
+
+/**
+ * Check an image's pristine tree against its layers (`verify`): the layers are
+ * extracted again into a temp tree, sealed the same way, and both trees are
+ * compared entry by entry (type, mode, size, content, link target). Returns
+ * undefined when the image has no tree, else the differences (empty: intact).
+ * A changed tree is removed (the next run extracts it again from the blobs).
+ */
+export async function verifyPristineTree(ctx: Context, image: Image): Promise<string[] | undefined> {
+  const { base, rootfs } = pristinePath(ctx, image);
+  if (!fs.existsSync(rootfs)) return undefined;
+  ensureBase(base);
+  const tmp = path.join(base, '.tmp', tempName('verify'));
+  try {
+    fs.mkdirSync(tmp, { recursive: true });
+    await extractLayers(openStore(ctx.storeDir), image.manifest, tmp, { name: image.ref.name });
+    sealTree(tmp);
+    const diffs = compareTrees(tmp, rootfs);
+    if (diffs.length) await removeImageRootfs(ctx, image.ref.digest);
+    return diffs;
+  } finally {
+    removeTree(tmp);
+  }
+}
+
+/** Differences of tree `got` from tree `want`, as "PATH: what" lines. */
+export function compareTrees(want: string, got: string): string[] {
+  const out: string[] = [];
+  const kind = (st: fs.Stats) => st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file';
+  const walk = (rel: string) => {
+    const a = fs.lstatSync(path.join(want, rel), { throwIfNoEntry: false });
+    const b = fs.lstatSync(path.join(got, rel), { throwIfNoEntry: false });
+    const name = '/' + rel;
+    if (!a || !b) { out.push(`${name}: ${a ? 'deleted' : 'added'}`); return; }
+    if (kind(a) !== kind(b)) { out.push(`${name}: was a ${kind(a)}, is a ${kind(b)}`); return; }
+    if ((a.mode & 0o7777) !== (b.mode & 0o7777) && !a.isSymbolicLink()) out.push(`${name}: mode ${(a.mode & 0o7777).toString(8)} is now ${(b.mode & 0o7777).toString(8)}`);
+    if (a.isSymbolicLink()) {
+      if (fs.readlinkSync(path.join(want, rel)) !== fs.readlinkSync(path.join(got, rel))) out.push(`${name}: link target changed`);
+    } else if (a.isFile()) {
+      if (a.size !== b.size || !fs.readFileSync(path.join(want, rel)).equals(fs.readFileSync(path.join(got, rel)))) out.push(`${name}: content changed`);
+    } else if (a.isDirectory()) {
+      const names = new Set([...fs.readdirSync(path.join(want, rel)), ...fs.readdirSync(path.join(got, rel))]);
+      for (const n of [...names].sort()) walk(rel ? `${rel}/${n}` : n);
+    }
+  };
+  walk('');
+  return out;
 }
 
 /**
@@ -410,7 +495,7 @@ export async function createContainer(ctx: Context, image: Image, opts: { name?:
   return makeContainer(ctx, { names: opts.name ? [opts.name] : [], image: image.ref.name, imageDigest: image.ref.digest },
     async (root) => {
       if (ctx.debug) process.stderr.write(pristine ? `debug: copying the pristine tree ${pristine}\n` : 'debug: extracting the layers into the container\n');
-      if (pristine) { await copyTree(pristine, root); return; }
+      if (pristine) { await copyTree(pristine, root); sealTree(root, true); return; }
       fs.mkdirSync(root, { mode: 0o755 });
       await extractLayers(openStore(ctx.storeDir), image.manifest, root, { name: image.ref.name, report: reporter(ctx) });
     });

@@ -140,8 +140,11 @@ test("the image's Entrypoint, Cmd, Env, WorkingDir and User are honoured on ever
       const a = await ud(['run', `--engine=${e}`, '-e', 'EXTRA=1', name, 'sh', '-c', 'echo "$LANG $EXTRA $GREETING"']);
       assert.equal(a.stdout, 'C.UTF-8 1 from the image\n', `${e}: ${a.stderr}`);
     }
-    const u = await ud(['run', '--user=0', '--entrypoint=', '-w', '/', name, '/bin/sh', '-c', 'id -u; pwd']);
+    const u = await ud(['run', '--engine=U1', '--user=0', '--entrypoint=', '-w', '/', name, '/bin/sh', '-c', 'id -u; pwd']);
     assert.equal(u.stdout, '0\n/\n', u.stderr);
+    // PRoot cannot emulate root on the sealed image tree (its -0 writes through permissions): the caller's own uid.
+    const p1 = await ud(['run', '--engine=P1', '--user=0', '--entrypoint=', '-w', '/', name, '/bin/sh', '-c', 'id -u; pwd']);
+    assert.equal(p1.stdout, `${testUser().uid}\n/\n`, p1.stderr);
   } finally {
     fs.rmSync(path.dirname(dir), { recursive: true, force: true });
   }

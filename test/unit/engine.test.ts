@@ -8,6 +8,8 @@ import { ENGINES } from '../../src/engines/ladder.js';
 import { sampleFacts } from '../../src/engines/facts.js';
 import { tinyTrue } from '../../src/engines/index.js';
 import { isStaticElf } from '../../src/engines/others.js';
+import { guardPath } from '../../src/engines/guard.js';
+import { spawnSync } from 'node:child_process';
 import type { EngineContext } from '../../src/engines/types.js';
 
 function setup() {
@@ -26,8 +28,12 @@ function setup() {
 
 test('P1/P2 argv: -r, -0, binds (colon via symlink), -w, seccomp switch; env has no caller variables', () => {
   const { r, ec, p, host } = setup();
-  const inv = ENGINES.P1.build(p, ec);
-  assert.equal(inv.cmd, '/usr/bin/proot');
+  const inv0 = ENGINES.P1.build(p, ec);
+  // PRoot starts through the guard (src/engines/guard.ts), which execs it.
+  assert.match(inv0.cmd, /\/proot-guard-[0-9a-f]{8}$/);
+  assert.equal(inv0.args[0], '/usr/bin/proot');
+  assert.equal(inv0.killAll, 'SIGQUIT');
+  const inv = { ...inv0, args: inv0.args.slice(1) };
   assert.deepEqual(inv.args.slice(0, 3), ['-r', r, '-0']);
   const bind = inv.args.find((a) => a.endsWith(':/data'))!;
   assert.ok(!bind.slice(0, -6).includes(':'), 'host path without colon');
@@ -46,6 +52,36 @@ test('P1/P2 argv: -r, -0, binds (colon via symlink), -w, seccomp switch; env has
   assert.ok(inv.warnings.some((w) => /read-only/.test(w)) && inv.warnings.some((w) => /network/.test(w)));
   assert.equal(ENGINES.P2.build(p, ec).env.PROOT_NO_SECCOMP, '1');
   assert.ok(ENGINES.P1.build(p, { ...ec, fakeKernel: '3.2.0' }).args.includes('-k'));
+});
+
+test('P1 on a sealed tree: no root emulation (PRoot -0 writes through permissions); a non-root user keeps -i', () => {
+  const { r, ec, p } = setup();
+  fs.chmodSync(r, 0o555);
+  try {
+    const args = ENGINES.P1.build(p, ec).args;
+    assert.ok(!args.includes('-0'), 'no -0 on a sealed tree');
+    assert.ok(!args.includes('-i'), 'the caller\'s own uid');
+    const asBio = ENGINES.P1.build({ ...p, user: { uid: 1234, gid: 99, rootEmulation: false } }, ec).args;
+    assert.deepEqual(asBio.slice(asBio.indexOf('-i'), asBio.indexOf('-i') + 2), ['-i', '1234:99']);
+  } finally { fs.chmodSync(r, 0o755); }
+});
+
+test('the PRoot guard: execs its argv with the environment, sets a seccomp filter and PDEATHSIG; 127 when the program is missing', { skip: os.arch() !== 'x64' }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guard-'));
+  const g = guardPath(dir)!;
+  assert.equal(guardPath(dir), g, 'written once');
+  const r = spawnSync(g, ['/bin/sh', '-c', 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; echo "$X"; exit 7'], { env: { X: 'y' }, encoding: 'utf8' });
+  assert.equal(r.status, 7);
+  assert.equal(r.stdout, 'NoNewPrivs:\t1\nSeccomp:\t2\ny\n');
+  // statx itself fails with ENOSYS; coreutils' stat falls back to newfstatat (which PRoot translates) and still works.
+  const probe = 'import ctypes; l = ctypes.CDLL(None, use_errno=True); r = l.syscall(332, -100, b"/etc/passwd", 0, 0x7ff, ctypes.create_string_buffer(256)); print(r, ctypes.get_errno())';
+  assert.equal(spawnSync(g, ['/usr/bin/python3', '-c', probe], { encoding: 'utf8' }).stdout, '-1 38\n');
+  assert.equal(spawnSync('/usr/bin/python3', ['-c', probe], { encoding: 'utf8' }).stdout, '0 0\n', 'without the guard statx works');
+  const st = spawnSync(g, ['/usr/bin/stat', '-c', '%s', '/etc/passwd'], { encoding: 'utf8' });
+  assert.equal(st.stdout.trim(), String(fs.statSync('/etc/passwd').size));
+  const pdeath = 'import ctypes; l = ctypes.CDLL(None); s = ctypes.c_int(0); l.prctl(2, ctypes.byref(s)); print(s.value)';
+  assert.equal(spawnSync(g, ['/usr/bin/python3', '-c', pdeath], { encoding: 'utf8' }).stdout, '3\n', 'PR_SET_PDEATHSIG=SIGQUIT');
+  assert.equal(spawnSync(g, ['/nonexistent/prog']).status, 127);
 });
 
 test('U1 argv (bwrap): read-only binds, namespaces, uid map to root, die-with-parent', () => {
