@@ -65,6 +65,13 @@ export function diskFull(err: unknown, where: string, elsewhere = 'keep the stor
     `${quota ? 'free some of the quota' : 'free space there'}, or ${elsewhere}`);
 }
 
+/** Why a file could not be read, in words, with the errno code: "permission denied (EACCES)". */
+export function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const why = ({ ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a parent is not a directory', ELOOP: 'too many symlinks' } as Record<string, string>)[code];
+  return why ? `${why} (${code})` : (e as Error).message ?? String(e);
+}
+
 /** Render any thrown value as the one line the CLI prints. */
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.hint ? `${err.message} (${err.hint})` : err.message;

@@ -56,6 +56,18 @@ const noHttp2: Plugin = {
   },
 };
 
+/**
+ * The first two lines of the commands users start (dist/bundle/userdock.cjs,
+ * cwl-run.cjs): run by sh, they start node with `--` before the script, so
+ * node parses none of our arguments. `#!/usr/bin/env node` would not do:
+ * Node 20 reads `--env-file=F` (and the NODE_OPTIONS in F, e.g. `--require
+ * x.js`) anywhere in its argv, even after the script, and exits 9 when F is
+ * missing: `userdock run --env-file=F …` or a CWL input named env-file would
+ * run F's code on the host. It stops looking at `--`. To node the second
+ * line is a string and a comment.
+ */
+const LAUNCHER = `#!/bin/sh\n':' //; exec node -- "$0" "$@"\n`;
+
 fs.rmSync(out, { recursive: true, force: true });
 await build({
   entryPoints: {
@@ -89,6 +101,10 @@ await build({
   outfile: path.join(out, 'undici.cjs'), logLevel: 'warning', plugins: [noHttp2],
 });
 for (const name of ['userdock', 'cwl-run', 'node']) lightBuiltins(path.join(out, `${name}.code.cjs`));
-for (const name of ['userdock', 'cwl-run']) fs.chmodSync(path.join(out, `${name}.cjs`), 0o755);
+for (const name of ['userdock', 'cwl-run']) {
+  const file = path.join(out, `${name}.cjs`);
+  fs.writeFileSync(file, LAUNCHER + fs.readFileSync(file, 'utf8'), { mode: 0o755 });
+  fs.chmodSync(file, 0o755);
+}
 const r = spawnSync(process.execPath, [path.join(dist, 'src', 'build', 'code-cache.js')], { stdio: 'inherit' });
 process.exitCode = r.status ?? 1;

@@ -5,7 +5,8 @@ import { UsageError } from '../errors.js';
  * `string` options take a value (`--x=v`, `--x v`, `-x v`), `list` options
  * may repeat, `bool` options take none. Parsing stops at `--`, and, when
  * `stopAtPositional` is set, at the first positional (so `run IMAGE CMD -x`
- * leaves `-x` to the container command).
+ * leaves `-x` to the container command). Short flags combine as in docker:
+ * `-it` is `-i -t`, and `-ie NAME=V` / `-ieNAME=V` end in an option that takes a value.
  */
 export type OptKind = 'bool' | 'string' | 'list';
 
@@ -20,12 +21,13 @@ export interface Parsed {
   positional: string[];
 }
 
-export function parseArgs(argv: string[], spec: Record<string, OptSpec>, where: string, stopAtPositional = false): Parsed {
+export function parseArgs(argvIn: string[], spec: Record<string, OptSpec>, where: string, stopAtPositional = false): Parsed {
   const names = new Map<string, string>();
   for (const [name, s] of Object.entries(spec)) {
     names.set(`--${name}`, name);
     for (const a of s.aliases ?? []) names.set(a, name);
   }
+  let argv = argvIn;
   const opts: Parsed['opts'] = {};
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -39,9 +41,15 @@ export function parseArgs(argv: string[], spec: Record<string, OptSpec>, where: 
     const eq = arg.indexOf('=');
     let key = eq > 0 ? arg.slice(0, eq) : arg;
     let inline: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined;
-    // -vVALUE short form for single-letter aliases
+    // -vVALUE short form for single-letter aliases; -it: short flags combined, as docker takes them
     if (!names.has(key) && /^-[a-zA-Z]./.test(arg) && !arg.startsWith('--') && names.has(arg.slice(0, 2))) {
       key = arg.slice(0, 2); inline = arg.slice(2);
+      if (spec[names.get(key)!].kind === 'bool' && /^[a-zA-Z]/.test(inline)) {
+        opts[names.get(key)!] = true;
+        argv = [...argv.slice(0, i), `-${inline}`, ...argv.slice(i + 1)];
+        i--;
+        continue;
+      }
     }
     const name = names.get(key);
     if (!name) throw new UsageError(`${where}: unknown option ${key}`, `see 'userdock ${where.split(' ').pop()} --help'`);

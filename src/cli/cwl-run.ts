@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VERSION } from '../version.js';
-import { UserError, UsageError, EXIT, describeError, diskFull } from '../errors.js';
+import { UserError, UsageError, EXIT, describeError, diskFull, readFailure } from '../errors.js';
 import { makeContext } from './context.js';
 import { loadProcess, parseYaml, toPath, type Json, type Process, type Requirement } from '../cwl/load.js';
 import { executeProcess } from '../cwl/run.js';
@@ -55,7 +55,7 @@ function loadJob(ref: string | undefined): { job: Json; dir: string; reqs: Requi
   if (ref === '-') { text = fs.readFileSync(0, 'utf8'); file = path.join(process.cwd(), '<stdin>'); }
   else {
     file = toPath(ref);
-    try { text = fs.readFileSync(file, 'utf8'); } catch (e) { throw new UserError(`cannot read job file ${file}: ${(e as NodeJS.ErrnoException).code}`, EXIT.fail); }
+    try { text = fs.readFileSync(file, 'utf8'); } catch (e) { throw new UserError(`cannot read job file ${file}: ${readFailure(e)}`, EXIT.fail); }
   }
   const job = parseYaml(text, file) ?? {};
   if (typeof job !== 'object' || Array.isArray(job)) throw new UserError(`${file}: the job must be a mapping of input names to values`, EXIT.fail);

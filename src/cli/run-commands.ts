@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from './command.js';
 import { debug, type Context } from './context.js';
 import { parseArgs, str, bool, list, type OptSpec, type Parsed } from './args.js';
-import { EXIT, UsageError, UserError } from '../errors.js';
+import { EXIT, readFailure, UsageError, UserError } from '../errors.js';
 import { openStore, type Image, type ImageConfig, type Store } from '../image/store.js';
 import { parseReference } from '../image/reference.js';
 import { buildRunProfile, parseEnvAssignment, parseEnvFile, parseSize, type BindOp } from '../isolation/profile.js';
@@ -54,13 +54,14 @@ const RUN_SPEC: Record<string, OptSpec> = {
 
 const RUN_USAGE = `userdock run [options] IMAGE|CONTAINER|--rootfs=DIR [COMMAND [ARG...]]
 
-  -v, --volume=HOST:CONT[:ro|:rw]   bind a host path (colons in paths are fine)
+  -v, --volume=HOST:CONT[:ro|:rw]   bind a host path (colons in paths are fine; options as docker's, case-sensitive)
   --mount=type=bind,source=S,target=T[,readonly]
   -w, --workdir=DIR   -e, --env=NAME=VALUE | NAME   --env-file=FILE
   -u, --user=NAME|UID[:GID]   --hostauth  --bindhome  --hostenv  --nosysdirs
   --entrypoint=CMD  --nometa  --name=NAME  --rm  --hostname=H  --net=none
   --cpuset-cpus=LIST  --shm-size=SIZE  --gpus=N  --engine=P1|P2|U1|R1|F1|S1
   --writable-tmpfs    a private writable copy of the image for this run (the image itself is read-only)
+  -i, -t (or -it): as docker's; with -t the container gets TERM (the caller's, else xterm)
 The command's exit code is returned; 125 userdock failed, 126 not executable, 127 not found.`;
 
 /** Collect binds in command-line order (--volume and --mount interleaved as given). */
@@ -159,7 +160,9 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   const env: Array<[string, string]> = [];
   for (const f of list(p, 'env-file')) {
     let text: string;
-    try { text = fs.readFileSync(f, 'utf8'); } catch (e) { throw new UserError(`--env-file ${f}: ${(e as Error).message}`, EXIT.internal); }
+    try { text = fs.readFileSync(f, 'utf8'); } catch (e) {
+      throw new UserError(`--env-file ${f}: cannot read it: ${readFailure(e)}`, EXIT.internal, 'give a readable file of NAME=VALUE lines');
+    }
     env.push(...parseEnvFile(text, ctx.env));
   }
   for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }
@@ -190,6 +193,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     cpusetCpus: str(p, 'cpuset-cpus'),
     shmSizeBytes: shm ? parseSize(shm) : undefined,
     gpus: str(p, 'gpus'),
+    tty: bool(p, 'tty'),
   });
   const cidfile = str(p, 'cidfile');
   if (cidfile && target.containerId) fs.writeFileSync(cidfile, target.containerId);

@@ -81,8 +81,10 @@ export async function main(argv: string[]): Promise<number> {
     const err = full ?? thrown;
     process.stderr.write(`userdock ${name}: ${describeError(err)}\n`);
     if (debug && err instanceof Error && !(err instanceof UserError)) process.stderr.write(`${err.stack}\n`);
-    if (err instanceof UserError && !(full && name === 'run')) return err.exitCode;
-    return name === 'run' ? EXIT.internal : EXIT.fail;
+    // run: userdock's own failures are 125 (docker's code), whatever module raised them (a pull's 1 included);
+    // usage errors stay 2, a command not found or not executable 127/126.
+    const code = err instanceof UserError ? err.exitCode : EXIT.fail;
+    return name === 'run' && code === EXIT.fail ? EXIT.internal : code;
   }
 }
 

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
+import { pidAlive, removeTree } from '../rootfs/index.js';
 import type { Context } from '../cli/context.js';
 import { validateProfile, type Profile, DEFAULT_PATH } from '../isolation/profile.js';
 import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } from '../isolation/resolve.js';
@@ -46,11 +47,40 @@ export function scratchBase(ctx: Context, facts: HostFacts): string {
   throw new UserError(`no writable directory for run scratch (tried ${cands.join(', ')})`, EXIT.internal, 'set TMPDIR to a writable, exec-able directory');
 }
 
+/** run.HOST.PID.HEX: one run's scratch dir; the name tells which process of which host made it (see sweepScratch). */
+const SCRATCH_NAME = /^run\.(.+)\.(\d+)\.[0-9a-f]{8}$/;
+
 function makeScratch(ctx: Context, facts: HostFacts): string {
   const base = scratchBase(ctx, facts);
-  const d = path.join(base, `run.${process.pid}.${randomHex(4)}`);
+  const d = path.join(base, `run.${os.hostname()}.${process.pid}.${randomHex(4)}`);
   fs.mkdirSync(d, { mode: 0o700 });
+  sweepScratch(base);
   return d;
+}
+
+/**
+ * A run killed with SIGKILL cannot remove its scratch dir: the next run
+ * removes the scratch dirs of this user's dead processes on this host, in
+ * the background while its command runs (one readdir of the scratch base,
+ * nothing on the start-up path). A process that ends before that is done
+ * waits for it (pending fs callbacks keep node's loop alive).
+ */
+function sweepScratch(base: string): void {
+  const host = os.hostname();
+  const uid = process.getuid?.();
+  fs.readdir(base, (err, names) => {
+    if (err) return;
+    for (const n of names) {
+      const m = SCRATCH_NAME.exec(n);
+      if (!m || m[1] !== host || Number(m[2]) === process.pid || pidAlive(Number(m[2]))) continue;
+      const d = path.join(base, n);
+      fs.lstat(d, (e, st) => {
+        if (e || !st.isDirectory() || st.uid !== uid) return;
+        // A command's /tmp (a scratch subdir) may hold directories it made unreadable: removeTree fixes modes.
+        fs.rm(d, { recursive: true, force: true }, (re) => { if (re) { try { removeTree(d); } catch { /* left for a later run */ } } });
+      });
+    }
+  });
 }
 
 function removeScratch(d: string): void {
@@ -61,12 +91,12 @@ function removeScratch(d: string): void {
   }
 }
 
-function engineContext(ctx: Context, facts: HostFacts, scratch: string, fakeKernel?: string): EngineContext {
+function engineContext(ctx: Context, facts: HostFacts, scratch: string, fakeKernel?: string, probe = false): EngineContext {
   const bins: Record<string, string | undefined> = { ...facts.binaries };
   const binEnv: Record<string, string> = {};
   const libdir = path.join(ctx.storeDir, 'engines', 'root', 'usr', 'lib', 'x86_64-linux-gnu');
   if (Object.values(bins).some((b) => b?.startsWith(path.join(ctx.storeDir, 'engines'))) && fs.existsSync(libdir)) binEnv.LD_LIBRARY_PATH = libdir;
-  return { facts, scratch, bins, binEnv, fakeKernel };
+  return { facts, scratch, bins, binEnv, fakeKernel, engineNotes: probe || ctx.debug };
 }
 
 // ------------------------------------------------------------- probes
@@ -155,7 +185,7 @@ export async function probeEngine(ctx: Context, facts: HostFacts, engine: Engine
   try {
     const root = probeRootfs(ctx.storeDir, engine.id === 'F1');
     scratch = makeScratch(ctx, facts);
-    const inv = engine.build(probeProfile(root), engineContext(ctx, facts, scratch));
+    const inv = engine.build(probeProfile(root), engineContext(ctx, facts, scratch, undefined, true));
     const r = await runCaptured(inv, 20_000);
     if (r.code !== 0 && inv.logFile) { try { r.stderr += fs.readFileSync(inv.logFile, 'utf8'); } catch { /* none */ } }
     if (r.code === 0) return { ok: true, ms: Math.round(r.ms), at };

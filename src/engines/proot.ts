@@ -92,6 +92,8 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
     const envBin = proots.length ? imageHas(p, ['/usr/bin/env', '/bin/env']) : undefined;
     argv = envBin ? [envBin, ...proots.flatMap((v) => ['-u', v]), '--', ...p.argv] : p.argv;
   }
+  // -v -1: no "proot info: … terminated with signal N" or warnings in the container's stderr (errors still show).
+  if (!ec.engineNotes) args.push('-v', '-1');
   args.push('-w', p.workdir, ...argv);
   // Through the guard (src/engines/guard.ts): PRoot dies with userdock, and the syscalls it does not translate fail.
   const guard = guardPath(path.dirname(ec.scratch));

@@ -33,6 +33,12 @@ export interface EngineContext {
   binEnv: Record<string, string>;
   /** Kernel release to fake with proot -k, when the image's glibc needs a newer kernel. */
   fakeKernel?: string;
+  /**
+   * Keep the engine's own notes on stderr (PRoot's "proot info:"/"proot warning:" lines): for
+   * probes, whose errors are read from them (ladder.ts diagnose), and for -D. Otherwise the
+   * container's stderr carries only the container's output (PRoot's errors still show).
+   */
+  engineNotes?: boolean;
 }
 
 export interface Invocation {

@@ -134,7 +134,7 @@ export function resolveUser(spec: string | undefined, rootfs: string): ProfileUs
 /** Split KEY=VALUE at the first '='. `NAME` alone copies from the caller's env (skipped when unset). */
 export function parseEnvAssignment(s: string, callerEnv: NodeJS.ProcessEnv): [string, string] | undefined {
   const eq = s.indexOf('=');
-  if (eq === 0) throw new UserError(`--env "${s}": empty variable name`, EXIT.usage);
+  if (eq === 0 || !s) throw new UserError(`--env "${s}": empty variable name`, EXIT.usage, 'write it as NAME=VALUE, or NAME to pass the caller\'s NAME');
   if (eq < 0) {
     const v = callerEnv[s];
     return v === undefined ? undefined : [s, v];
@@ -184,6 +184,8 @@ export interface RunSpec {
   cpusetCpus?: string;
   shmSizeBytes?: number;
   gpus?: string;
+  /** -t: the container gets a TERM (the caller's, else xterm as docker gives) unless the image or --env sets one. */
+  tty?: boolean;
 }
 
 /** Parse docker sizes: 64m, 1g, 512k, 1024 (bytes). */
@@ -210,6 +212,7 @@ export function buildRunProfile(spec: RunSpec): Profile {
   if (!env.PATH) env.PATH = DEFAULT_PATH;
   if (!env.HOME) env.HOME = spec.bindhome && spec.home ? spec.home : (user.home || '/');
   if (spec.hostname && !env.HOSTNAME) env.HOSTNAME = spec.hostname;
+  if (spec.tty && !env.TERM) env.TERM = callerEnv.TERM || 'xterm';
 
   let entry: string[];
   let cmd: string[];

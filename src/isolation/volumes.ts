@@ -3,47 +3,86 @@ import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
 import type { BindOp } from './profile.js';
 
+/** docker's `-v` options userdock takes, case-sensitive as docker: ro, rw; z and Z (SELinux relabelling: nothing to do without root). */
+const VOLUME_OPTIONS = ['ro', 'rw', 'z', 'Z'];
+
 /**
- * --volume HOST:CONT[:ro|:rw] where colons are legal in paths (cwltool sends
- * `--volume=/data/A:Gln2Cys:/var/lib/cwl/stgX/A:Gln2Cys`). Both sides are
+ * --volume HOST:CONT[:OPTIONS] where colons are legal in paths (cwltool sends
+ * `--volume=/data/A:Gln2Cys:/var/lib/cwl/stgX/A:Gln2Cys:ro`). Both sides are
  * absolute, so the split is at a `:/` whose left side exists on the host.
- * A lone PATH binds the path to itself.
+ * A last field of letters and commas only is the options (docker's third
+ * field): each must be one of VOLUME_OPTIONS, so a container path ending in
+ * `:letters` needs its options written out (`…:/c/x:foo:rw`). A lone PATH
+ * (or PATH:OPTIONS) binds the path to itself. Wrong syntax (a relative
+ * path, an unknown option) is a usage error; a host path that does not
+ * exist is userdock's failure (125), as docker's --mount says.
  */
 export function splitVolume(spec: string, exists: (p: string) => boolean = fs.existsSync): BindOp {
+  const what = `--volume "${spec}"`;
   let s = spec;
   let readonly = false;
-  const m = /:(ro|rw|z|Z|ro,z|ro,Z|rw,z|rw,Z|z,ro|Z,ro)$/.exec(s);
-  // Only treat a suffix as options when something path-like remains with a ':/' in it, or a lone path.
-  if (m) { readonly = m[1].includes('ro'); s = s.slice(0, m.index); }
+  const m = /:([A-Za-z,]+)$/.exec(s);
+  if (m) {
+    const body = s.slice(0, m.index);
+    const threeFields = body.indexOf(':/', 1) > 0;
+    const opts = m[1].split(',');
+    const bad = opts.find((o) => !VOLUME_OPTIONS.includes(o));
+    if (!bad) {
+      if (opts.includes('ro') && opts.includes('rw')) throw new UserError(`${what}: options ro and rw conflict`, EXIT.usage, 'give one of them');
+      readonly = opts.includes('ro'); s = body;
+    } else if (threeFields) {
+      throw new UserError(`${what}: unknown volume option "${bad}"`, EXIT.usage,
+        `the options userdock takes are ${VOLUME_OPTIONS.join(', ')} (case-sensitive, as docker); a container path ending in ":${m[1]}" needs them written out: ${spec}:rw`);
+    }
+  }
   if (!s.startsWith('/')) {
-    throw new UserError(`--volume "${spec}": the host path must be absolute`, EXIT.usage, 'write it as /host/path:/container/path[:ro]');
+    throw new UserError(`${what}: the host path must be absolute`, EXIT.usage, 'write it as /host/path:/container/path[:ro] (named volumes are not supported)');
   }
   const cands: number[] = [];
   for (let i = 1; i < s.length - 1; i++) if (s[i] === ':' && s[i + 1] === '/') cands.push(i);
   let source: string; let target: string;
   if (cands.length === 0) {
+    const colon = s.indexOf(':');
+    if (colon > 0 && !exists(s)) {
+      // HOST:data — docker reads the second field as the container path, and it must be absolute.
+      const field = s.slice(colon + 1);
+      throw new UserError(`${what}: the container path "${field}" must be absolute`, EXIT.usage,
+        `write it as ${s.slice(0, colon)}:/${field}${/^[A-Za-z,]+$/.test(field) ? `; volume options are ${VOLUME_OPTIONS.join(', ')} (case-sensitive)` : ''}`);
+    }
     source = s; target = s;
   } else {
     const existing = cands.filter((i) => exists(s.slice(0, i)));
     // Prefer the longest existing host path (its colon is then part of the name).
     const at = existing.length ? existing[existing.length - 1] : (cands.length === 1 ? cands[0] : -1);
     if (at < 0) {
-      throw new UserError(`--volume "${spec}": none of the possible host paths exists (${cands.map((i) => s.slice(0, i)).join(', ')})`, EXIT.internal,
+      throw new UserError(`${what}: none of the possible host paths exists (${cands.map((i) => s.slice(0, i)).join(', ')})`, EXIT.internal,
         'create the host directory first, or check the path');
     }
     source = s.slice(0, at); target = s.slice(at + 1);
   }
-  return checkBind({ type: 'bind', source, target, readonly }, `--volume "${spec}"`, exists);
+  return checkBind({ type: 'bind', source, target, readonly }, what, exists);
 }
 
+/**
+ * Both paths checked and made canonical: the container path normalized (`..`
+ * cannot climb above /, and / itself is refused); the host path resolved the
+ * way the kernel resolves it (symlinks followed, then `..`), so every engine
+ * binds the same directory that was checked.
+ */
 function checkBind(b: BindOp, what: string, exists: (p: string) => boolean): BindOp {
-  if (!path.isAbsolute(b.target)) throw new UserError(`${what}: the container path must be absolute`, EXIT.usage);
-  if (!exists(b.source)) {
-    throw new UserError(`${what}: host path ${b.source} does not exist`, EXIT.internal, 'create it first (userdock does not create host paths)');
-  }
+  if (!path.isAbsolute(b.target)) throw new UserError(`${what}: the container path "${b.target}" must be absolute`, EXIT.usage);
+  if (!path.isAbsolute(b.source)) throw new UserError(`${what}: the host path "${b.source}" must be absolute`, EXIT.usage);
   const target = path.posix.normalize(b.target).replace(/(.)\/+$/, '$1');
   if (target === '/') throw new UserError(`${what}: cannot bind over the container's /`, EXIT.usage, 'bind to a subdirectory');
-  return { ...b, source: path.resolve(b.source), target };
+  if (!exists(b.source)) {
+    let link: string | undefined;
+    try { link = fs.readlinkSync(b.source); } catch { /* not a symlink */ }
+    throw new UserError(`${what}: host path ${b.source} does not exist${link === undefined ? '' : ` (it is a symlink to ${link}, which does not exist)`}`, EXIT.internal,
+      'create it first (userdock does not create host paths)');
+  }
+  let source: string;
+  try { source = fs.realpathSync.native(b.source); } catch { source = path.resolve(b.source); } // (a path only the unit tests' `exists` knows)
+  return { ...b, source, target };
 }
 
 /**

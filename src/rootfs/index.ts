@@ -153,7 +153,7 @@ function tempName(label: string): string {
   return `${label}.${os.hostname()}.${process.pid}.${randomHex(4)}`;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
@@ -329,11 +329,18 @@ export function compareTrees(want: string, got: string): string[] {
     if (a.isSymbolicLink()) {
       if (fs.readlinkSync(path.join(want, rel)) !== fs.readlinkSync(path.join(got, rel))) out.push(`${name}: link target changed`);
     } else if (a.isFile()) {
-      if (a.size !== b.size || !fs.readFileSync(path.join(want, rel)).equals(fs.readFileSync(path.join(got, rel)))) out.push(`${name}: content changed`);
+      const content = unreadable(() => fs.readFileSync(path.join(got, rel)), name);
+      if (content && (a.size !== b.size || !fs.readFileSync(path.join(want, rel)).equals(content))) out.push(`${name}: content changed`);
     } else if (a.isDirectory()) {
-      const names = new Set([...fs.readdirSync(path.join(want, rel)), ...fs.readdirSync(path.join(got, rel))]);
+      const inGot = unreadable(() => fs.readdirSync(path.join(got, rel)), name);
+      if (!inGot) return;
+      const names = new Set([...fs.readdirSync(path.join(want, rel)), ...inGot]);
       for (const n of [...names].sort()) walk(rel ? `${rel}/${n}` : n);
     }
+  };
+  // A run may have chmod-ed a path of the tree to 000: that is a difference, not an error.
+  const unreadable = <T>(read: () => T, name: string): T | undefined => {
+    try { return read(); } catch (e) { out.push(`${name}: cannot be read (${(e as NodeJS.ErrnoException).code ?? e})`); return undefined; }
   };
   walk('');
   return out;
@@ -432,14 +439,28 @@ function assertNameFree(ctx: Context, name: string): void {
   if (other) throw new UserError(`container name "${name}" is already used by ${other.id}`, 1, "pick another name or free it with 'userdock rmname'");
 }
 
-function copyTree(src: string, dest: string): Promise<void> {
+function copyTree(src: string, dest: string, deniedFix?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('cp', ['-a', '--reflink=auto', src, dest], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
     child.on('error', (e) => reject(new UserError(`cannot run cp to copy ${src}: ${e.message}`, 1, 'install coreutils')));
-    child.on('close', (code) => code === 0 ? resolve() : reject(new UserError(`copying ${src} to ${dest} failed: ${err.trim().split('\n')[0]}`, 1, 'check free space and quota')));
+    child.on('close', (code) => code === 0 ? resolve() : reject(copyError(src, dest, err, deniedFix)));
   });
+}
+
+/**
+ * cp's failure as one line that names its cause: a path cp may not read (a
+ * run chmod-ed it to 000) is not a disk problem. A full disk or quota is
+ * named by the CLI from cp's text (errors.ts diskFull).
+ */
+function copyError(src: string, dest: string, stderr: string, deniedFix?: string): UserError {
+  const denied = /cp: cannot [^']*'(.+?)'[^\n]*: Permission denied/.exec(stderr);
+  if (denied) {
+    return new UserError(`copying ${src} failed: permission denied on ${denied[1]}`, 1,
+      `a run in it took the owner's read or search permission away (chmod); ${deniedFix ?? `give it back with: chmod -R u+rX '${denied[1]}'`}`);
+  }
+  return new UserError(`copying ${src} to ${dest} failed: ${stderr.trim().split('\n')[0]}`, 1, 'check free space and quota');
 }
 
 /**
@@ -481,7 +502,12 @@ export async function createContainer(ctx: Context, image: Image, opts: { name?:
   return makeContainer(ctx, { names: opts.name ? [opts.name] : [], image: image.ref.name, imageDigest: image.ref.digest },
     async (root) => {
       if (ctx.debug) process.stderr.write(pristine ? `debug: copying the pristine tree ${pristine}\n` : 'debug: extracting the layers into the container\n');
-      if (pristine) { await copyTree(pristine, root); sealTree(root, true); return; }
+      if (pristine) {
+        // A changed pristine tree is not mended by hand: verify removes it, and the next create or run extracts the image again.
+        await copyTree(pristine, root, `'userdock verify ${image.ref.name}' removes the changed tree; then create again`);
+        sealTree(root, true);
+        return;
+      }
       fs.mkdirSync(root, { mode: 0o755 });
       await extractLayers(openStore(ctx.storeDir), image.manifest, root, { name: image.ref.name, report: reporter(ctx) });
     });

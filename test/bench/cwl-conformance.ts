@@ -19,7 +19,7 @@ import { cliDir, cwlRunBin, testUser } from '../support/user.js';
 export function writeCwlRunLauncher(binDir: string, extraArgs: string[] = []): string {
   const p = path.join(binDir, 'cwl-run');
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  fs.writeFileSync(p, `#!/bin/sh\nexec ${q(process.execPath)} ${q(cwlRunBin())} ${extraArgs.map(q).join(' ')} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(p, `#!/bin/sh\nexec ${q(process.execPath)} -- ${q(cwlRunBin())} ${extraArgs.map(q).join(' ')} "$@"\n`, { mode: 0o755 });
   return p;
 }
 

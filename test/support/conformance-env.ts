@@ -93,7 +93,7 @@ export async function startConformanceEnv(opts: { copySuite?: boolean } = {}): P
       const p = path.join(binDir, name);
       fs.writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
     };
-    launcher('userdock', `exec ${sh(process.execPath)} ${sh(userdockBin())} "$@"`);
+    launcher('userdock', `exec ${sh(process.execPath)} -- ${sh(userdockBin())} "$@"`); // `--`: node parses none of the arguments (src/build/bundle.ts LAUNCHER)
     launcher('cwltool-userdock', `exec /usr/bin/cwltool --user-space-docker-cmd=userdock "$@"`);
     launcher('toil-userdock', `exec /usr/bin/toil-cwl-runner --user-space-docker-cmd=userdock "$@"`);
     const env: Record<string, string> = {

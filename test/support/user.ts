@@ -106,7 +106,7 @@ export function runAsUser(cmd: string, args: string[], opts: { env?: Record<stri
   });
 }
 
-/** Run `userdock ARGS` as the test user. */
+/** Run `userdock ARGS` as the test user (`node -- BIN`: node parses none of ARGS, as in the bins' own launcher). */
 export function userdock(args: string[], opts: Parameters<typeof runAsUser>[2] = {}): Promise<RunResult> {
-  return runAsUser(process.execPath, [userdockBin(), ...args], opts);
+  return runAsUser(process.execPath, ['--', userdockBin(), ...args], opts);
 }

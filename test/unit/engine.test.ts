@@ -43,6 +43,9 @@ test('P1/P2 argv: -r, -0, binds (colon via symlink), -w, seccomp switch; env has
   assert.deepEqual(inv.args.slice(w, w + 4), ['-w', '/data', '/bin/sh', '-c']);
   assert.match(inv.args[w + 4], /\(exec "\$@" 2>&9 9>&-\); exit \$\?$/);
   assert.deepEqual(inv.args.slice(w + 5), ['sh', '/bin/sh', '-c', 'x']);
+  // PRoot's own info/warning lines stay out of the container's stderr, except for probes and -D.
+  assert.deepEqual(inv.args.slice(w - 2, w), ['-v', '-1']);
+  assert.ok(!ENGINES.P1.build(p, { ...ec, engineNotes: true }).args.includes('-v'));
   assert.equal(inv.env.SECRET, undefined);
   assert.equal(inv.env.A, '1');
   assert.equal(inv.env.PROOT_NO_SECCOMP, undefined);

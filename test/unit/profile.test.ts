@@ -67,6 +67,18 @@ test('env parsing: first =, NAME alone copies, env files', () => {
   assert.deepEqual(parseEnvFile('# c\n\nA=1\nB=two words\nC\n', { C: 'c' }), [['A', '1'], ['B', 'two words'], ['C', 'c']]);
   assert.equal(parseSize('64m'), 64 * 1024 * 1024);
   assert.throws(() => parseSize('lots'));
+  for (const bad of ['', '=x']) assert.throws(() => parseEnvAssignment(bad, {}), (e: unknown) => e instanceof UserError && e.exitCode === 2 && /empty variable name/.test(e.message));
+});
+
+test('-t: TERM is the caller\'s, else xterm; the image or --env wins; no TERM without -t', () => {
+  const r = tree();
+  const term = (spec: Partial<Parameters<typeof buildRunProfile>[0]>) => buildRunProfile({ rootfs: r, cmd: ['/bin/sh'], callerEnv: {}, ...spec }).env.TERM;
+  assert.equal(term({ tty: true, callerEnv: { TERM: 'screen-256color' } }), 'screen-256color');
+  assert.equal(term({ tty: true }), 'xterm');
+  assert.equal(term({ tty: true, callerEnv: { TERM: '' } }), 'xterm');
+  assert.equal(term({ tty: true, callerEnv: { TERM: 'screen' }, config: { Env: ['TERM=vt100'] } }), 'vt100');
+  assert.equal(term({ tty: true, env: [['TERM', 'dumb']] }), 'dumb');
+  assert.equal(term({ callerEnv: { TERM: 'screen' } }), undefined);
 });
 
 test('bind targets across image symlinks are resolved inside the rootfs (/var/spool -> /tmp)', () => {

@@ -38,6 +38,30 @@ test('splitVolume: errors name the problem', () => {
   assert.throws(() => splitVolume('rel:/x', hostHas([])), (e: unknown) => e instanceof UserError && /absolute/.test(e.message));
   assert.throws(() => splitVolume('/nope:/x', hostHas([])), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message) && /\/nope/.test(e.message));
   assert.throws(() => splitVolume('/a:/', hostHas(['/a'])), (e: unknown) => e instanceof UserError && /container's \//.test(e.message));
+  assert.throws(() => splitVolume('/a:/b/../..', hostHas(['/a'])), (e: unknown) => e instanceof UserError && e.exitCode === 2 && /container's \//.test(e.message));
+});
+
+const usage = (re: RegExp) => (e: unknown) => e instanceof UserError && e.exitCode === 2 && re.test(e.message);
+
+test('splitVolume: options are docker\'s, case-sensitive; unknown ones are usage errors naming them', () => {
+  const ex = hostHas(['/h']);
+  assert.equal(splitVolume('/h:/data:ro,z', ex).readonly, true);
+  assert.equal(splitVolume('/h:/data:Z', ex).readonly, false);
+  assert.equal(splitVolume('/h:ro', ex).target, '/h');
+  for (const o of ['RO', 'rx', 'ro,rx', 'readonly', 'Rw']) {
+    assert.throws(() => splitVolume(`/h:/data:${o}`, ex), usage(new RegExp(`unknown volume option "${o.split(',').find((x) => x !== 'ro')}"`)), o);
+  }
+  assert.throws(() => splitVolume('/h:/data:ro,rw', ex), usage(/conflict/));
+  // a container path ending in :letters: written with its options it binds as before
+  assert.equal(splitVolume('/h:/c/x:foo:rw', ex).target, '/c/x:foo');
+});
+
+test('splitVolume: HOST:relative is a usage error naming the container path, not a missing host path', () => {
+  assert.throws(() => splitVolume('/h:data', hostHas(['/h'])), usage(/container path "data" must be absolute/));
+  assert.throws(() => splitVolume('/h:data1', hostHas(['/h'])), usage(/container path "data1" must be absolute/));
+  assert.throws(() => splitVolume('/h:RO', hostHas(['/h'])), usage(/container path "RO" must be absolute/));
+  // a host file whose name has a colon still binds to itself
+  assert.equal(splitVolume('/h:data', hostHas(['/h:data'])).target, '/h:data');
 });
 
 test('parseMount: docker --mount forms', () => {
