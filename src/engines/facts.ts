@@ -14,7 +14,11 @@ import { compareVersions } from '../isolation/resolve.js';
  */
 export interface FsFact { path: string; type: string; noexec: boolean }
 
-export interface ProbeResult { ok: boolean; error?: string; ms?: number; at: string }
+export interface ProbeResult {
+  ok: boolean; error?: string; ms?: number; at: string;
+  /** A failed probe's diagnosis: the host-side fix and the rungs to try instead (see diagnose, fixHint). */
+  fix?: string; instead?: import('./types.js').EngineId[];
+}
 
 export interface HostFacts {
   schema: 1;

@@ -45,7 +45,7 @@ export const F1: Engine = {
     'binds only at the same path inside as outside; no read-only binds; no root emulation',
     'LD_PRELOAD and FAKECHROOT_* are visible in the environment; the host /tmp is visible at /tmp',
   ],
-  fix: 'install fakechroot (apt install fakechroot) or use P1/U1',
+  fix: 'install fakechroot (apt install fakechroot)',
   unusable(f: HostFacts) {
     if (!f.binaries.fakechroot) return 'fakechroot not found';
     if (!f.binaries.chroot) return 'chroot (coreutils) not found';
@@ -74,7 +74,8 @@ export const F1: Engine = {
     const cmd = p.argv[0];
     const loc = cmd.includes('/') ? resolveContainerPath(p.rootfs, p.ops, cmd).loc : undefined;
     if (loc?.kind === 'host' && loc.host && isStaticElf(loc.host)) {
-      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${cmd}`, EXIT.internal, 'use --engine=P1 or U1 for static binaries');
+      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${cmd}`, EXIT.internal,
+        ec.fix?.('F1', 'use an image whose programs are dynamically linked', ['P1', 'U1']) ?? 'use --engine=P1 or U1 for static binaries');
     }
     const cwdHost = resolveContainerPath(p.rootfs, p.ops, p.workdir).loc;
     const cwd = cwdHost.kind === 'host' && cwdHost.host ? cwdHost.host : p.rootfs;
@@ -101,7 +102,7 @@ export const S1: Engine = {
     pidIsolation: true, hostname: true, staticBinaries: true,
   },
   limits: ['needs a site installation of apptainer or singularity', 'root emulation needs --fakeroot support configured by the site'],
-  fix: 'load the site module (module load apptainer) or use another engine',
+  fix: 'load the site module (module load apptainer)',
   unusable(f: HostFacts) {
     if (!f.binaries.apptainer && !f.binaries.singularity) return 'apptainer/singularity not found';
     return undefined;

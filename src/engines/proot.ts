@@ -159,7 +159,7 @@ function prootUnusable(f: HostFacts): string | undefined {
   return undefined;
 }
 
-const prootFix = "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1";
+const prootFix = "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3)";
 
 export const P1: Engine = {
   id: 'P1', name: 'proot (seccomp)', binaries: ['proot'],

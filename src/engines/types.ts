@@ -33,6 +33,8 @@ export interface EngineContext {
   binEnv: Record<string, string>;
   /** Kernel release to fake with proot -k, when the image's glibc needs a newer kernel. */
   fakeKernel?: string;
+  /** A fix naming `remedy` and the first of `prefer` not refused on this host (see fixHint). */
+  fix?: (self: EngineId, remedy: string | undefined, prefer?: EngineId[]) => string;
 }
 
 export interface Invocation {
@@ -61,7 +63,7 @@ export interface Engine {
   binaries: string[];
   /** Why this engine cannot work on a host with these facts (undefined: it may, a probe confirms). */
   unusable(f: HostFacts): string | undefined;
-  /** Hint naming the fix when unusable. */
+  /** The host-side fix when unusable; the ladder adds a rung that works here (fixHint). */
   fix?: string;
   build(p: Profile, ec: EngineContext): Invocation;
 }
