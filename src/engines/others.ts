@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
 import type { Profile } from '../isolation/profile.js';
-import { resolveContainerPath } from '../isolation/resolve.js';
+import { checkCommand, resolveContainerPath } from '../isolation/resolve.js';
 import type { HostFacts } from './facts.js';
 import type { Engine, EngineContext, Invocation } from './types.js';
 
@@ -72,9 +72,11 @@ export const F1: Engine = {
     }
     if (p.user.rootEmulation) warnings.push('F1 does not emulate root: the command runs as your own uid');
     const cmd = p.argv[0];
-    const loc = cmd.includes('/') ? resolveContainerPath(p.rootfs, p.ops, cmd).loc : undefined;
+    // The command as the image's PATH finds it (busybox's `echo` is a link to a static binary).
+    const resolved = checkCommand(p).resolved ?? cmd;
+    const loc = resolved.includes('/') ? resolveContainerPath(p.rootfs, p.ops, resolved).loc : undefined;
     if (loc?.kind === 'host' && loc.host && isStaticElf(loc.host)) {
-      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${cmd}`, EXIT.internal,
+      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${resolved === cmd ? cmd : `${resolved} (${cmd})`}`, EXIT.internal,
         ec.fix?.('F1', 'use an image whose programs are dynamically linked', ['P1', 'U1']) ?? 'use --engine=P1 or U1 for static binaries');
     }
     const cwdHost = resolveContainerPath(p.rootfs, p.ops, p.workdir).loc;
