@@ -5,6 +5,7 @@ import path from 'node:path';
 import { VERSION } from '../version.js';
 import { UserError, UsageError, EXIT, describeError, diskFull } from '../errors.js';
 import { makeContext } from './context.js';
+import { checkStoreUnderProot } from '../engines/nested.js';
 import { loadProcess, parseYaml, toPath, type Json, type Process, type Requirement } from '../cwl/load.js';
 import { executeProcess } from '../cwl/run.js';
 import { relocateOutputs } from '../cwl/outputs.js';
@@ -101,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
   if (o.positional.length < 1) throw new UsageError('cwl-run: missing PROCESS', "see 'cwl-run --help'");
   const ctx = makeContext({ quiet: o.quiet, debug: o.debug, argv0: 'cwl-run' });
+  checkStoreUnderProot(ctx.storeDir);
   const log = (m: string): void => { if (!o.quiet) process.stderr.write(m + '\n'); };
   const error = (m: string): void => { process.stderr.write(m + '\n'); };
   const dbg = (m: string): void => { if (o.debug) process.stderr.write(`debug: ${m}\n`); };

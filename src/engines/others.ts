@@ -59,7 +59,7 @@ export const F1: Engine = {
       if (op.type !== 'bind') continue; // tmpfs/dir ops: see below
       if (op.source !== op.target) {
         throw new UserError(`engine F1 (fakechroot) cannot bind ${op.source} at a different path ${op.target}`, EXIT.internal,
-          'bind at the same path (-v /data:/data) or choose another engine with --engine=P1 or U1');
+          ec.fix?.('F1', 'bind at the same path (-v /data:/data)', ['P1', 'U1']) ?? 'bind at the same path (-v /data:/data) or choose another engine with --engine=P1 or U1');
       }
       exclude.add(op.target);
       if (op.readonly) warnings.push(`F1 cannot make ${op.target} read-only`);
