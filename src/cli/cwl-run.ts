@@ -102,7 +102,6 @@ export async function main(argv: string[]): Promise<number> {
   if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
   if (o.positional.length < 1) throw new UsageError('cwl-run: missing PROCESS', "see 'cwl-run --help'");
   const ctx = makeContext({ quiet: o.quiet, debug: o.debug, argv0: 'cwl-run' });
-  checkStoreUnderProot(ctx.storeDir);
   const log = (m: string): void => { if (!o.quiet) process.stderr.write(m + '\n'); };
   const error = (m: string): void => { process.stderr.write(m + '\n'); };
   const dbg = (m: string): void => { if (o.debug) process.stderr.write(`debug: ${m}\n`); };
@@ -139,6 +138,10 @@ export async function main(argv: string[]): Promise<number> {
     onError: parseOnError(o.onError),
     outdir: path.resolve(o.outdir ?? process.cwd()),
   };
+  checkStoreUnderProot(ctx.storeDir, [
+    { dir: path.dirname(opts.tmpdirPrefix), what: 'temporary directory', fix: 'set TMPDIR (or --tmpdir-prefix, --tmp-outdir-prefix) to a directory bound at the same path inside as outside' },
+    { dir: opts.outdir ?? process.cwd(), what: 'output directory', fix: 'use an --outdir bound at the same path inside as outside' }]);
+
   let stopSlurm: (() => void) | undefined;
   if (slurm) {
     const { SlurmLauncher } = await import('../cwl/slurm/launcher.js');

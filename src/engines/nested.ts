@@ -12,25 +12,36 @@ import { EXIT, UserError } from '../errors.js';
  * extraction). Detected cheaply: stat by path and fstat of an open fd
  * (translated) must name the same file.
  */
-export function checkStoreUnderProot(storeDir: string): void {
+export function checkStoreUnderProot(storeDir: string, others: Array<{ dir: string; what: string; fix: string }> = []): void {
+  if (!underProot()) return;
+  const dirs = [{ dir: storeDir, what: 'store', fix: 'bind the store at the same path inside as outside (userdock run -v DIR:DIR -e USERDOCK_DIR=DIR ...)' }, ...others];
+  for (const d of dirs) {
+    if (samePathOutside(d.dir)) continue;
+    throw new UserError(`userdock runs inside a PRoot container (P1/P2), and its ${d.what} ${d.dir} is bound there at another path than outside: PRoot does not translate statx, so node would see the outer host's files there`,
+      EXIT.internal, `${d.fix}, or run the outer container on U1`);
+  }
+}
+
+/** Our tracer is PRoot. */
+function underProot(): boolean {
   let status: string;
-  try { status = fs.readFileSync('/proc/self/status', 'utf8'); } catch { return; }
+  try { status = fs.readFileSync('/proc/self/status', 'utf8'); } catch { return false; }
   const tracer = /^TracerPid:\s*(\d+)/m.exec(status)?.[1];
-  if (!tracer || tracer === '0') return;
-  let comm = '';
-  try { comm = fs.readFileSync(`/proc/${tracer}/comm`, 'utf8').trim(); } catch { /* not visible */ }
-  if (!/proot/i.test(comm)) return;
-  let dir = path.resolve(storeDir);
+  if (!tracer || tracer === '0') return false;
+  try { return /proot/i.test(fs.readFileSync(`/proc/${tracer}/comm`, 'utf8')); } catch { return false; }
+}
+
+/** stat by path (statx: untranslated under PRoot 5.1) names the same file as fstat of an open fd (translated); for dir's closest existing ancestor. */
+function samePathOutside(p: string): boolean {
+  let dir = path.resolve(p);
   let fd: number | undefined;
   for (; ; dir = path.dirname(dir)) {
-    try { fd = fs.openSync(dir, 'r'); break; } catch { if (dir === '/') return; }
+    try { fd = fs.openSync(dir, 'r'); break; } catch { if (dir === '/') return true; }
   }
   try {
     const byFd = fs.fstatSync(fd);
     let byPath: fs.Stats | undefined;
-    try { byPath = fs.statSync(dir); } catch { /* not there outside */ }
-    if (byPath && byPath.ino === byFd.ino && byPath.dev === byFd.dev) return;
+    try { byPath = fs.statSync(dir); } catch { return false; }
+    return byPath.ino === byFd.ino && byPath.dev === byFd.dev;
   } finally { fs.closeSync(fd); }
-  throw new UserError(`userdock runs inside a PRoot container (P1/P2), and its store ${storeDir} is bound there at another path than outside: PRoot does not translate statx, so node would see the outer host's files there`,
-    EXIT.internal, `bind the store at the same path inside as outside (userdock run -v DIR:DIR -e USERDOCK_DIR=DIR ...), or run the outer container on U1`);
 }

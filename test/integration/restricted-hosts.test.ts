@@ -248,6 +248,10 @@ ud load -i /fixtures/deb2 >/dev/null 2>&1; echo $? >/out/inner-load-$1.rc
 ud -D run deb2:latest cat /etc/debian_version >/out/inner-$1.out 2>/out/inner-$1.err; echo $? >/out/inner-$1.rc
 ud run --engine=F1 deb2:latest cat /etc/debian_version >/out/inner-f1-$1.out 2>/out/inner-f1-$1.err; echo $? >/out/inner-f1-$1.rc
 ud run --engine=P1 deb2:latest cat /etc/debian_version >/out/inner-p1-$1.out 2>/out/inner-p1-$1.err; echo $? >/out/inner-p1-$1.rc
+mkdir -p "$HOME/cwl" "$HOME/tmp" && cd "$HOME/cwl"
+TMPDIR=$HOME/tmp node /userdock/dist/bundle/cwl-run.cjs --quiet /out/cases/hello-deb2.cwl >/out/inner-cwl-$1.json 2>/out/inner-cwl-$1.err
+echo $? >/out/inner-cwl-$1.rc; cp out.txt /out/inner-cwl-$1.txt 2>/dev/null || true
+node /userdock/dist/bundle/cwl-run.cjs --quiet /out/cases/hello-deb2.cwl >/dev/null 2>/out/inner-cwl-tmp-$1.err; echo $? >/out/inner-cwl-tmp-$1.rc
 `;
   const h = await inHost([], `
 cat >/home/u/inner.sh <<'EOF'
@@ -269,12 +273,19 @@ ud run $common -v /home/u/other:/home/u -e HOME=/home/u "$ref" bash /inner.sh ot
   assert.equal(h.out['inner-f1-same.rc']?.trim(), '0', h.out['inner-f1-same.err']);
   assert.match(h.out['inner-f1-same.out'] ?? '', /^12\./);
   assert.equal(h.out['inner-p1-same.rc']?.trim(), '0', h.out['inner-p1-same.err']);
+  assert.equal(h.out['inner-cwl-same.rc']?.trim(), '0', h.out['inner-cwl-same.err']);
+  assert.match(h.out['inner-cwl-same.txt'] ?? '', /^root:x:0:0:/);
+  // cwl-run's default TMPDIR there is the outer run's /tmp, bound from elsewhere: refused up front, one line.
+  assert.equal(h.out['inner-cwl-tmp-same.rc']?.trim(), '125', h.out['inner-cwl-tmp-same.err']);
+  const tmpLines = errorLines(h.out['inner-cwl-tmp-same.err']);
+  assert.equal(tmpLines.length, 1, h.out['inner-cwl-tmp-same.err']);
+  assert.match(tmpLines[0], /^cwl-run: userdock runs inside a PRoot container \(P1\/P2\), and its temporary directory \/tmp is bound there at another path than outside.*\(set TMPDIR/);
   // The store bound at another path inside than outside: every command refuses up front, one line.
-  for (const f of ['inner-other', 'inner-f1-other', 'inner-p1-other']) {
+  for (const f of ['inner-other', 'inner-f1-other', 'inner-p1-other', 'inner-cwl-other']) {
     assert.equal(h.out[`${f}.rc`]?.trim(), '125', `${f}: ${h.out[`${f}.err`]}`);
     const lines = errorLines(h.out[`${f}.err`]);
     assert.equal(lines.length, 1, `${f}: ${h.out[`${f}.err`]}`);
-    assert.match(lines[0], /userdock runs inside a PRoot container \(P1\/P2\), and its store \/home\/u\/\.local\/share\/userdock is bound there at another path than outside.*\(bind the store at the same path inside as outside/);
+    assert.match(lines[0], /^(userdock run|cwl-run): userdock runs inside a PRoot container \(P1\/P2\), and its store \/home\/u\/\.local\/share\/userdock is bound there at another path than outside.*\(bind the store at the same path inside as outside/);
   }
   assert.equal(h.out['inner-load-other.rc']?.trim(), '125');
 });
