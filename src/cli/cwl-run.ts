@@ -5,6 +5,7 @@ import path from 'node:path';
 import { VERSION } from '../version.js';
 import { UserError, UsageError, EXIT, describeError, diskFull, readFailure } from '../errors.js';
 import { makeContext } from './context.js';
+import { checkStoreUnderProot } from '../engines/nested.js';
 import { loadProcess, parseYaml, toPath, type Json, type Process, type Requirement } from '../cwl/load.js';
 import { executeProcess } from '../cwl/run.js';
 import { relocateOutputs } from '../cwl/outputs.js';
@@ -137,6 +138,10 @@ export async function main(argv: string[]): Promise<number> {
     onError: parseOnError(o.onError),
     outdir: path.resolve(o.outdir ?? process.cwd()),
   };
+  checkStoreUnderProot(ctx.storeDir, [
+    { dir: path.dirname(opts.tmpdirPrefix), what: 'temporary directory', fix: 'set TMPDIR (or --tmpdir-prefix, --tmp-outdir-prefix) to a directory bound at the same path inside as outside' },
+    { dir: opts.outdir ?? process.cwd(), what: 'output directory', fix: 'use an --outdir bound at the same path inside as outside' }]);
+
   let stopSlurm: (() => void) | undefined;
   if (slurm) {
     const { SlurmLauncher } = await import('../cwl/slurm/launcher.js');

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { describeError, diskFull, EXIT, UserError } from '../errors.js';
 import { makeContext } from './context.js';
+import { checkStoreUnderProot } from '../engines/nested.js';
 import type { Command } from './command.js';
 import { VERSION } from '../version.js';
 
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   if (rest[0] === '--help' || rest[0] === '-h') { process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n`); return 0; }
   const ctx = makeContext({ storeDir: repo ? path.resolve(repo) : undefined, quiet, debug, argv0 });
   try {
+    checkStoreUnderProot(ctx.storeDir);
     return await cmd.run(ctx, rest);
   } catch (thrown) {
     const full = diskFull(thrown, ctx.storeDir);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '../image/store.js';
 import { compareVersions } from '../isolation/resolve.js';
+import type { EngineId } from './types.js';
 
 /**
  * Host facts: probed cheaply (files under /proc, PATH lookups) and cached per
@@ -14,7 +15,11 @@ import { compareVersions } from '../isolation/resolve.js';
  */
 export interface FsFact { path: string; type: string; noexec: boolean }
 
-export interface ProbeResult { ok: boolean; error?: string; ms?: number; at: string }
+export interface ProbeResult {
+  ok: boolean; error?: string; ms?: number; at: string;
+  /** A failed probe's diagnosis: the host-side fix and the rungs to try instead (see diagnose, fixHint). */
+  fix?: string; instead?: EngineId[];
+}
 
 export interface HostFacts {
   schema: 1;

@@ -10,7 +10,7 @@ import type { Context } from '../cli/context.js';
 import { validateProfile, type Profile, DEFAULT_PATH } from '../isolation/profile.js';
 import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } from '../isolation/resolve.js';
 import { loadHostFacts, recordProbe, engineBinDirs, type HostFacts, type ProbeResult } from './facts.js';
-import { ENGINES, ladder, chooseEngine, noEngineError, diagnose, parseEngineId, DEFAULT_ORDER } from './ladder.js';
+import { ENGINES, ladder, noEngineError, diagnose, fixHint, parseEngineId, DEFAULT_ORDER } from './ladder.js';
 import type { Engine, EngineContext, EngineId, Invocation } from './types.js';
 
 export { chooseEngine, ladder, ENGINES, DEFAULT_ORDER, parseEngineId, diagnose } from './ladder.js';
@@ -96,7 +96,7 @@ function engineContext(ctx: Context, facts: HostFacts, scratch: string, fakeKern
   const binEnv: Record<string, string> = {};
   const libdir = path.join(ctx.storeDir, 'engines', 'root', 'usr', 'lib', 'x86_64-linux-gnu');
   if (Object.values(bins).some((b) => b?.startsWith(path.join(ctx.storeDir, 'engines'))) && fs.existsSync(libdir)) binEnv.LD_LIBRARY_PATH = libdir;
-  return { facts, scratch, bins, binEnv, fakeKernel, engineNotes: probe || ctx.debug };
+  return { facts, scratch, bins, binEnv, fakeKernel, engineNotes: probe || ctx.debug, fix: (self, remedy, prefer) => fixHint(remedy, self, prefer, ladder(facts)) };
 }
 
 // ------------------------------------------------------------- probes
@@ -191,7 +191,8 @@ export async function probeEngine(ctx: Context, facts: HostFacts, engine: Engine
     if (r.code === 0) return { ok: true, ms: Math.round(r.ms), at };
     const d = diagnose(r.stderr, engine.id);
     const first = r.stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.code}`;
-    return { ok: false, error: d ? `${d.cause} (${first.slice(0, 160)}); ${d.fix}` : `exit ${r.code}: ${first.slice(0, 200)}`, at };
+    // The fix is joined at report time (ladder): which other rung works is known only once they are probed.
+    return d ? { ok: false, error: `${d.cause} (${first.slice(0, 160)})`, fix: d.fix, instead: d.instead, at } : { ok: false, error: `exit ${r.code}: ${first.slice(0, 200)}`, at };
   } catch (e) {
     return { ok: false, error: (e as Error).message, at };
   } finally {
@@ -201,20 +202,41 @@ export async function probeEngine(ctx: Context, facts: HostFacts, engine: Engine
 
 /** Choose an engine, confirming unprobed rungs with a real probe (cached with the facts). */
 export async function selectEngine(ctx: Context, facts: HostFacts, requested?: string): Promise<Engine> {
-  const ids: EngineId[] = requested ? [parseEngineId(requested)] : DEFAULT_ORDER;
-  for (const id of ids) {
-    const engine = requested ? chooseEngine(facts, { requested }) : ENGINES[id];
-    if (!requested && engine.unusable(facts)) continue;
-    let probe = facts.probes[id];
-    if (!probe) {
-      probe = await probeEngine(ctx, facts, engine);
-      facts.probes[id] = probe;
-      recordProbe(ctx.storeDir, id, probe);
-    }
-    if (probe.ok) return engine;
-    if (requested) throw new UserError(`engine ${id} (${engine.name}) does not work on this host: ${probe.error}`, EXIT.internal, engine.fix);
+  if (requested) {
+    const id = parseEngineId(requested);
+    const engine = ENGINES[id];
+    if (!engine.unusable(facts) && (await probeOnce(ctx, facts, id)).ok) return engine;
+    // The fix names another rung only once a probe has confirmed it (never one refused here too).
+    await probeUntilOne(ctx, facts, id);
+    const r = ladder(facts, [id])[0];
+    const why = engine.unusable(facts);
+    throw new UserError(why ? `engine ${id} (${engine.name}) cannot run on this host: ${why}`
+      : `engine ${id} (${engine.name}) does not work on this host: ${facts.probes[id]?.error}`, EXIT.internal, r.fix);
   }
+  const id = await probeUntilOne(ctx, facts);
+  if (id) return ENGINES[id];
   throw noEngineError(ladder(facts));
+}
+
+/** The recorded probe of a rung, probing it first when there is none. */
+async function probeOnce(ctx: Context, facts: HostFacts, id: EngineId): Promise<ProbeResult> {
+  let p = facts.probes[id];
+  if (!p) {
+    p = await probeEngine(ctx, facts, ENGINES[id]);
+    facts.probes[id] = p;
+    recordProbe(ctx.storeDir, id, p);
+  }
+  return p;
+}
+
+/** Probe the other rungs in ladder order until one works (for a fix that names a working rung). */
+export async function probeUntilOne(ctx: Context, facts: HostFacts, except?: EngineId): Promise<EngineId | undefined> {
+  for (const id of DEFAULT_ORDER) {
+    const e = ENGINES[id];
+    if (id === except || e.unusable(facts)) continue;
+    if ((await probeOnce(ctx, facts, id)).ok) return id;
+  }
+  return undefined;
 }
 
 // ------------------------------------------------------------- run
@@ -241,7 +263,7 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
     if (engine.id === 'P1' || engine.id === 'P2') fakeKernel = need;
     else {
       throw new UserError(`the image's glibc needs kernel >= ${need}, this host runs ${facts.kernel} ("FATAL: kernel too old")`, EXIT.internal,
-        'use --engine=P1 (PRoot fakes the kernel release) or an image built on an older glibc');
+        fixHint('use an image built on an older glibc', engine.id, ['P1', 'P2'], ladder(facts)));
     }
   }
   const scratch = makeScratch(ctx, facts);

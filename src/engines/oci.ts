@@ -88,7 +88,7 @@ export const R1: Engine = {
     if (!p.user.rootEmulation && p.user.uid !== 0) {
       // runc/crun need container uid 0 mapped (HostRootUID), and rootless we own a single host id: no room for another uid.
       throw new UserError(`engine R1 (runc/crun) cannot run as uid ${p.user.uid}${p.user.name ? ` (${p.user.name})` : ''}: rootless, only uid 0 can be mapped`,
-        EXIT.internal, 'use --engine=U1 or P1 (they run any uid), or --user=0');
+        EXIT.internal, ec.fix?.('R1', 'use --user=0', ['U1', 'P1']) ?? 'use --engine=U1 or P1 (they run any uid), or --user=0');
     }
     const useRunc = !!ec.bins.runc; // runc works on every cgroup layout without cgroups; crun only as fallback
     const bin = useRunc ? ec.bins.runc! : ec.bins.crun!;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
 import type { Profile } from '../isolation/profile.js';
-import { resolveContainerPath } from '../isolation/resolve.js';
+import { checkCommand, resolveContainerPath } from '../isolation/resolve.js';
 import type { HostFacts } from './facts.js';
 import type { Engine, EngineContext, Invocation } from './types.js';
 
@@ -45,7 +45,7 @@ export const F1: Engine = {
     'binds only at the same path inside as outside; no read-only binds; no root emulation',
     'LD_PRELOAD and FAKECHROOT_* are visible in the environment; the host /tmp is visible at /tmp',
   ],
-  fix: 'install fakechroot (apt install fakechroot) or use P1/U1',
+  fix: 'install fakechroot (apt install fakechroot)',
   unusable(f: HostFacts) {
     if (!f.binaries.fakechroot) return 'fakechroot not found';
     if (!f.binaries.chroot) return 'chroot (coreutils) not found';
@@ -59,7 +59,7 @@ export const F1: Engine = {
       if (op.type !== 'bind') continue; // tmpfs/dir ops: see below
       if (op.source !== op.target) {
         throw new UserError(`engine F1 (fakechroot) cannot bind ${op.source} at a different path ${op.target}`, EXIT.internal,
-          'bind at the same path (-v /data:/data) or choose another engine with --engine=P1 or U1');
+          ec.fix?.('F1', 'bind at the same path (-v /data:/data)', ['P1', 'U1']) ?? 'bind at the same path (-v /data:/data) or choose another engine with --engine=P1 or U1');
       }
       exclude.add(op.target);
       if (op.readonly) warnings.push(`F1 cannot make ${op.target} read-only`);
@@ -72,9 +72,12 @@ export const F1: Engine = {
     }
     if (p.user.rootEmulation) warnings.push('F1 does not emulate root: the command runs as your own uid');
     const cmd = p.argv[0];
-    const loc = cmd.includes('/') ? resolveContainerPath(p.rootfs, p.ops, cmd).loc : undefined;
+    // The command as the image's PATH finds it (busybox's `echo` is a link to a static binary).
+    const resolved = checkCommand(p).resolved ?? cmd;
+    const loc = resolved.includes('/') ? resolveContainerPath(p.rootfs, p.ops, resolved).loc : undefined;
     if (loc?.kind === 'host' && loc.host && isStaticElf(loc.host)) {
-      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${cmd}`, EXIT.internal, 'use --engine=P1 or U1 for static binaries');
+      throw new UserError(`engine F1 (fakechroot) cannot run the static binary ${resolved === cmd ? cmd : `${resolved} (${cmd})`}`, EXIT.internal,
+        ec.fix?.('F1', 'use an image whose programs are dynamically linked', ['P1', 'U1']) ?? 'use --engine=P1 or U1 for static binaries');
     }
     const cwdHost = resolveContainerPath(p.rootfs, p.ops, p.workdir).loc;
     const cwd = cwdHost.kind === 'host' && cwdHost.host ? cwdHost.host : p.rootfs;
@@ -101,7 +104,7 @@ export const S1: Engine = {
     pidIsolation: true, hostname: true, staticBinaries: true,
   },
   limits: ['needs a site installation of apptainer or singularity', 'root emulation needs --fakeroot support configured by the site'],
-  fix: 'load the site module (module load apptainer) or use another engine',
+  fix: 'load the site module (module load apptainer)',
   unusable(f: HostFacts) {
     if (!f.binaries.apptainer && !f.binaries.singularity) return 'apptainer/singularity not found';
     return undefined;

@@ -5,6 +5,7 @@ import { resolveContainerPath } from '../isolation/resolve.js';
 import type { HostFacts } from './facts.js';
 import { guardPath } from './guard.js';
 import type { Engine, EngineContext, Invocation } from './types.js';
+import { extractProotLoader } from './proot-loader.js';
 
 /**
  * P1/P2: PRoot (ptrace). Works without any kernel feature but ptrace; costs
@@ -80,6 +81,9 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
     const tmp = path.join(ec.scratch, 'proot-tmp');
     fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
     env.PROOT_TMP_DIR = tmp; proots.push('PROOT_TMP_DIR');
+    // Debian's PRoot 5.1 ignores PROOT_TMP_DIR: hand it its loader in the (exec-able) scratch dir.
+    const loader = extractProotLoader(bin, tmp);
+    if (loader) { env.PROOT_LOADER = loader; proots.push('PROOT_LOADER'); }
   }
   if (noSeccomp) { env.PROOT_NO_SECCOMP = '1'; proots.push('PROOT_NO_SECCOMP'); }
   if (pollute) { env.PROOT_DONT_POLLUTE_ROOTFS = '1'; proots.push('PROOT_DONT_POLLUTE_ROOTFS'); }
@@ -196,7 +200,7 @@ function prootUnusable(f: HostFacts): string | undefined {
   return undefined;
 }
 
-const prootFix = "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3); otherwise use U1";
+const prootFix = "install proot ('userdock setup --install-engines') or allow ptrace (kernel.yama.ptrace_scope < 3)";
 
 export const P1: Engine = {
   id: 'P1', name: 'proot (seccomp)', binaries: ['proot'],

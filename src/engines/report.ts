@@ -28,7 +28,7 @@ export async function enginesReport(ctx: Context, opts: { refresh?: boolean; pro
   }
   const requested = ctx.env.USERDOCK_ENGINE;
   const rungs = ladder(facts).map((r): RungReport => ({
-    id: r.id, name: r.engine.name, summary: r.engine.summary, usable: r.usable, why: r.why, fix: r.usable ? undefined : r.engine.fix,
+    id: r.id, name: r.engine.name, summary: r.engine.summary, usable: r.usable, why: r.why, fix: r.fix,
     probed: r.probed, probeMs: facts.probes[r.id]?.ms, enforces: r.engine.enforces, cost: r.engine.cost, limits: r.engine.limits,
   }));
   const first = rungs.find((r) => r.usable && r.probed !== false);

@@ -39,6 +39,8 @@ export interface EngineContext {
    * container's stderr carries only the container's output (PRoot's errors still show).
    */
   engineNotes?: boolean;
+  /** A fix naming `remedy` and the first of `prefer` not refused on this host (see fixHint). */
+  fix?: (self: EngineId, remedy: string | undefined, prefer?: EngineId[]) => string;
 }
 
 export interface Invocation {
@@ -72,7 +74,7 @@ export interface Engine {
   binaries: string[];
   /** Why this engine cannot work on a host with these facts (undefined: it may, a probe confirms). */
   unusable(f: HostFacts): string | undefined;
-  /** Hint naming the fix when unusable. */
+  /** The host-side fix when unusable; the ladder adds a rung that works here (fixHint). */
   fix?: string;
   build(p: Profile, ec: EngineContext): Invocation;
 }

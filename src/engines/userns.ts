@@ -74,7 +74,7 @@ export const U1: Engine = {
     'inside, only your own uid exists: chown to other users fails',
     'with the unshare fallback, --network=none and --hostname are not honoured',
   ],
-  fix: 'ask the admins to enable unprivileged user namespaces (sysctl user.max_user_namespaces=15000), or use P1/P2',
+  fix: 'ask the admins to enable unprivileged user namespaces (sysctl user.max_user_namespaces=15000)',
   unusable(f: HostFacts) {
     if (!f.binaries.bwrap && !f.binaries.unshare) return 'neither bwrap nor unshare found';
     const why = usernsBlocker(f);
