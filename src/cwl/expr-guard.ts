@@ -42,7 +42,9 @@ class Evaluator {
   dead = false;
 
   constructor() {
-    this.proc = spawn(process.execPath, [`--max-old-space-size=${memoryMb}`, childScript], { stdio: ['pipe', 'pipe', 'pipe'], env: {}, cwd: '/' });
+    // The heap: node's limit. Memory outside it (typed arrays): the data segment limit (RLIMIT_DATA, twice the heap's).
+    const node = [process.execPath, `--max-old-space-size=${memoryMb}`, childScript];
+    this.proc = spawn('/bin/sh', ['-c', `ulimit -d ${memoryMb * 2 * 1024} 2>/dev/null; exec "$0" "$@"`, ...node], { stdio: ['pipe', 'pipe', 'pipe'], env: {}, cwd: '/' });
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stderr!.setEncoding('utf8');
     this.proc.stdout!.on('data', (s: string) => {
