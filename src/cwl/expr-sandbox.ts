@@ -121,7 +121,12 @@ function death(p: Proc): string {
 }
 
 export function evaluateInSandbox(lib: string[], code: string, json: string, timeoutMs = limits.timeoutMs): Outcome {
-  const p = proc ?? (proc = start());
+  let p = proc;
+  if (!p) {
+    try { p = proc = start(); } catch (e) {
+      return { kind: 'error', message: `cannot start the expression process: ${(e as Error).message.split('\n')[0]} (it needs mkfifo and a writable TMPDIR)` };
+    }
+  }
   let line: string | undefined;
   try {
     const req = Buffer.from(JSON.stringify({ lib, code, timeoutMs }) + '\n' + json + '\n');
