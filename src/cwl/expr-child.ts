@@ -5,13 +5,13 @@ import { newContext } from './expr-context.js';
 /**
  * The expression process (started by expr-sandbox.ts): evaluates CWL
  * JavaScript expressions, one at a time, in vm contexts (expr-context.ts),
- * one context per expressionLib. Its heap is limited by node's
+ * one context per tool (scope) and expressionLib. Its heap is limited by node's
  * --max-old-space-size (an allocation past it ends this process, not
  * cwl-run); a watchdog thread ends it past an expression's time limit,
  * whatever the main thread is doing (a loop, a promise-job loop, a long
  * builtin), after writing `t`.
  *
- * Requests on stdin, two lines each: a JSON header {lib, code, timeoutMs}
+ * Requests on stdin, two lines each: a JSON header {scope, lib, code, timeoutMs}
  * and the inputs as JSON. Replies on stdout, one line each: `o` + the
  * result as JSON, `u` (undefined), `e` + an error message, `r` + the reason
  * of a promise rejection nobody handled (import() lands here too), `t` (the
@@ -46,10 +46,10 @@ function describe(e: unknown): string {
   } catch { return 'an error that cannot be described'; }
 }
 
-interface Header { lib: string[]; code: string; timeoutMs: number }
+interface Header { scope: string; lib: string[]; code: string; timeoutMs: number }
 
 function evaluate(h: Header, json: string): string {
-  const key = JSON.stringify(h.lib);
+  const key = JSON.stringify([h.scope, h.lib]);
   let ctx = contexts.get(key);
   if (!ctx) {
     ctx = newContext(true);

@@ -120,7 +120,12 @@ function death(p: Proc): string {
   return `the expression process ended unexpectedly${last ? `: ${last.trim().slice(0, 300)}` : ''}`;
 }
 
-export function evaluateInSandbox(lib: string[], code: string, json: string, timeoutMs = limits.timeoutMs): Outcome {
+/**
+ * Evaluate `code` (expr-context.ts wrap) with the inputs `json`. Contexts in the
+ * process are kept per `scope` (the tool) and expressionLib, so what one
+ * tool's expressions leave in their globals never reaches another tool's.
+ */
+export function evaluateInSandbox(scope: string, lib: string[], code: string, json: string, timeoutMs = limits.timeoutMs): Outcome {
   let p = proc;
   if (!p) {
     try { p = proc = start(); } catch (e) {
@@ -129,7 +134,7 @@ export function evaluateInSandbox(lib: string[], code: string, json: string, tim
   }
   let line: string | undefined;
   try {
-    const req = Buffer.from(JSON.stringify({ lib, code, timeoutMs }) + '\n' + json + '\n');
+    const req = Buffer.from(JSON.stringify({ scope, lib, code, timeoutMs }) + '\n' + json + '\n');
     for (let off = 0; off < req.length;) off += fs.writeSync(p.reqW, req, off);
     line = readLine(p);
   } catch { line = undefined; }

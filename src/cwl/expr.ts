@@ -67,7 +67,7 @@ export class Evaluator {
     if (!isFunction && !this.expressionLib.length && isSimple(body)) {
       try { out = runSimple(code, json); } catch (e) { throw fail(e instanceof Error ? e.message : String(e)); }
     } else {
-      const r = evaluateInSandbox(this.expressionLib, code, json, this.timeoutMs);
+      const r = evaluateInSandbox(this.where ?? '', this.expressionLib, code, json, this.timeoutMs);
       if (r.kind === 'error') throw fail(r.message);
       out = r.json;
     }

@@ -147,3 +147,13 @@ test('simple expressions (run in-process, unlimited) are exactly those without c
 test('a simple expression\'s error names it', () => {
   assert.throws(() => js().eval('$(inputs.a.b.c)', env({ a: {} })), (e: Error) => e instanceof ExprError && /^expression \$\(inputs\.a\.b\.c\) in tool\.cwl failed: .*Cannot read properties of undefined \(reading 'c'\)$/.test(e.message));
 });
+
+test('what one tool\'s expressions leave in their globals never reaches another tool\'s', () => {
+  const a = new Evaluator(true, [], undefined, 'a.cwl');
+  const b = new Evaluator(true, [], undefined, 'b.cwl');
+  assert.equal(a.eval('${ leaked = 1; Array.prototype.map = function () { return "spoiled"; }; return 0; }', env()), 0);
+  assert.equal(new Evaluator(true, [], undefined, 'a.cwl').eval('${ return typeof leaked; }', env()), 'number'); // same tool: one context
+  assert.deepEqual(b.eval('${ return [typeof leaked, [1, 2].map(function (x) { return x * 2; })]; }', env()), ['undefined', [2, 4]]);
+  // and simple expressions cannot change their shared context at all
+  assert.deepEqual(b.eval('$([1, 2].length)', env()), 2);
+});
