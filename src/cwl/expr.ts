@@ -65,14 +65,18 @@ export class Evaluator {
     };
     let out: unknown;
     if (!isFunction && !this.expressionLib.length && isSimple(body)) {
-      try { out = runSimple(code, json); } catch (e) { throw fail(e instanceof Error ? e.message : String(e)); }
+      try { out = runSimple(code, json); } catch (e) {
+        // an error made in the context: not an instanceof this realm's Error
+        const m = (e as { message?: unknown } | null)?.message;
+        throw fail(typeof m === 'string' ? m : String(e));
+      }
     } else {
       const r = evaluateInSandbox(this.where ?? '', this.expressionLib, code, json, this.timeoutMs);
       if (r.kind === 'error') throw fail(r.message);
       out = r.json;
     }
     if (out === undefined) return null;
-    return JSON.parse(out as string);
+    try { return JSON.parse(out as string); } catch { throw fail('its result is not JSON'); }
   }
 
   /** Parameter reference without JS: inputs.x.y['z'][0].length etc. */

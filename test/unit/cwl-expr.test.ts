@@ -145,7 +145,9 @@ test('simple expressions (run in-process, unlimited) are exactly those without c
 });
 
 test('a simple expression\'s error names it', () => {
-  assert.throws(() => js().eval('$(inputs.a.b.c)', env({ a: {} })), (e: Error) => e instanceof ExprError && /^expression \$\(inputs\.a\.b\.c\) in tool\.cwl failed: .*Cannot read properties of undefined \(reading 'c'\)$/.test(e.message));
+  assert.throws(() => js().eval('$(inputs.a.b.c)', env({ a: {} })), (e: Error) => e instanceof ExprError && /^expression \$\(inputs\.a\.b\.c\) in tool\.cwl failed: Cannot read properties of undefined \(reading 'c'\)$/.test(e.message));
+  // the same words from the expression process
+  assert.throws(() => js().eval('${ return inputs.a.b.c; }', env({ a: {} })), (e: Error) => e instanceof ExprError && /failed: Cannot read properties of undefined \(reading 'c'\)$/.test(e.message));
 });
 
 test('what one tool\'s expressions leave in their globals never reaches another tool\'s', () => {
