@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -36,7 +37,7 @@ export type Outcome =
   | { kind: 'ok'; json: string | undefined }
   | { kind: 'error'; message: string };
 
-interface Proc { child: ChildProcess; reqW: number; respR: number; err: number; pending: string }
+interface Proc { child: ChildProcess; reqW: number; respR: number; err: number; pending: string; decoder: StringDecoder }
 let proc: Proc | undefined;
 const readBuf = Buffer.allocUnsafe(1 << 16);
 
@@ -72,7 +73,7 @@ function start(): Proc {
     child.unref();
     fs.closeSync(childIn);
     fs.closeSync(childOut);
-    return { child, reqW, respR, err, pending: '' };
+    return { child, reqW, respR, err, pending: '', decoder: new StringDecoder('utf8') };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true }); // the open pipes and file live on
   }
@@ -102,7 +103,7 @@ function readLine(p: Proc): string | undefined {
       return undefined;
     }
     if (n === 0) return undefined;
-    p.pending += readBuf.toString('utf8', 0, n);
+    p.pending += p.decoder.write(readBuf.subarray(0, n)); // a character may span two reads
   }
 }
 

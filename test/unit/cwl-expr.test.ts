@@ -159,3 +159,9 @@ test('what one tool\'s expressions leave in their globals never reaches another 
   // and simple expressions cannot change their shared context at all
   assert.deepEqual(b.eval('$([1, 2].length)', env()), 2);
 });
+
+test('large inputs and results with non-ASCII text cross the pipes intact', () => {
+  const big = 'ä€😀'.repeat(100_000);
+  assert.equal(js().eval('${ return inputs.s + self; }', env({ s: big }, 'ü')), big + 'ü');
+  assert.equal(js().eval('$(inputs.s.length)', env({ s: big })), big.length);
+});
