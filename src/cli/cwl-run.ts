@@ -13,6 +13,7 @@ import { tempDirs, type ExecOptions } from '../cwl/tool.js';
 import { resolveLocations } from '../cwl/inputs.js';
 import { validateWithCwlTsAuto } from '../cwl/validate.js';
 import { parseCli, parseToolArgs, toolHelp, toJson } from '../cwl/cli-args.js';
+import { limits as exprLimits } from '../cwl/expr-sandbox.js';
 
 const USAGE = `usage: cwl-run [options] PROCESS [JOB] [--INPUT VALUE ...]
 
@@ -37,6 +38,7 @@ options:
                           default) or run every step not depending on it; what
                           finished is left in OUTDIR/cwl-run.partial/
   --cachedir DIR          reuse outputs of identical earlier runs
+  --eval-timeout SECONDS  time limit of one JavaScript expression (default 60)
   --executor local|slurm  where tool jobs run (default local); with slurm, jobs
                           arriving together become one sbatch --array
   --slurm-partition P, --slurm-account A, --slurm-extra "ARGS"  passed to sbatch
@@ -81,6 +83,13 @@ function parseOnError(v: string | undefined): 'stop' | 'continue' | undefined {
   return v;
 }
 
+function parseEvalTimeout(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = Number(v);
+  if (!(s > 0) || !Number.isFinite(s)) throw new UsageError(`cwl-run: --eval-timeout needs a number of seconds > 0 (got ${v})`);
+  return Math.ceil(s * 1000);
+}
+
 function parseExecutor(o: ReturnType<typeof parseCli>): { workdir: string; partition?: string; account?: string; extra: string[]; retries: number; nodeTmp?: string } | undefined {
   const ex = o.executor ?? 'local';
   if (ex !== 'local' && ex !== 'slurm') throw new UsageError(`cwl-run: --executor must be local or slurm (got ${ex})`);
@@ -98,6 +107,8 @@ function parseExecutor(o: ReturnType<typeof parseCli>): { workdir: string; parti
 
 export async function main(argv: string[]): Promise<number> {
   const o = parseCli(argv);
+  const evalTimeoutMs = parseEvalTimeout(o.evalTimeout);
+  if (evalTimeoutMs !== undefined) exprLimits.timeoutMs = evalTimeoutMs;
   if (o.version) { process.stdout.write(`cwl-run ${VERSION}\n`); return 0; }
   if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
   if (o.positional.length < 1) throw new UsageError('cwl-run: missing PROCESS', "see 'cwl-run --help'");

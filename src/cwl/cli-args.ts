@@ -10,13 +10,15 @@ export interface Opts {
   engine?: string; pull: 'missing' | 'never' | 'always'; parallel: boolean; jobs?: string; onError?: string; cachedir?: string; version: boolean; help: boolean;
   positional: string[]; toolArgs: string[];
   /** --executor local|slurm and the Slurm options (src/cwl/slurm). */
+  /** --eval-timeout SECONDS: the time limit of one JavaScript expression (as cwltool's). */
+  evalTimeout?: string;
   executor?: string; slurmPartition?: string; slurmAccount?: string; slurmExtra?: string; slurmWorkdir?: string; slurmRetries?: string; slurmNodeTmp?: string;
 }
 
 const VALUE_OPTS: Record<string, keyof Opts> = {
   '--outdir': 'outdir', '--tmpdir-prefix': 'tmpdirPrefix', '--tmp-outdir-prefix': 'tmpOutdirPrefix', '--basedir': 'basedir',
   '--default-container': 'defaultContainer', '--engine': 'engine', '--cachedir': 'cachedir', '-j': 'jobs', '--jobs': 'jobs', '--on-error': 'onError',
-  '--executor': 'executor', '--slurm-partition': 'slurmPartition', '--slurm-account': 'slurmAccount', '--slurm-extra': 'slurmExtra',
+  '--eval-timeout': 'evalTimeout', '--executor': 'executor', '--slurm-partition': 'slurmPartition', '--slurm-account': 'slurmAccount', '--slurm-extra': 'slurmExtra',
   '--slurm-workdir': 'slurmWorkdir', '--slurm-retries': 'slurmRetries', '--slurm-node-tmp': 'slurmNodeTmp',
 };
 const BOOL_OPTS: Record<string, keyof Opts> = {

@@ -1,11 +1,22 @@
 import vm from 'node:vm';
 import { UserError, EXIT } from '../errors.js';
+import { newContext, wrap } from './expr-context.js';
+import { isSimple } from './expr-simple.js';
+import { evaluateInSandbox } from './expr-sandbox.js';
 
 /**
  * CWL expressions: parameter references `$(...)` and, with
  * InlineJavascriptRequirement, JavaScript expressions `$(...)` and function
- * bodies `${...}`. Everything is evaluated in a separate V8 context (node:vm)
- * with a timeout: no process, require or fs inside.
+ * bodies `${...}`, evaluated in V8 contexts (node:vm, expr-context.ts) that
+ * hold nothing of the host: no process, require or fs inside.
+ *
+ * Where: a simple `$(...)` (data access and operators only, no calls or
+ * loops: expr-simple.ts) of a tool without expressionLib runs here, in one
+ * shared context, fast (~10 µs) and bounded by construction; everything
+ * else runs in the expression process (expr-sandbox.ts) under a time limit
+ * (--eval-timeout, default 60 s) and a memory limit, so an endless loop, a
+ * promise loop, a huge allocation, an unhandled rejection or import() ends
+ * as one ExprError naming the expression (cwl-run exit 1, permanentFail).
  */
 export class ExprError extends UserError {
   constructor(message: string) { super(message, EXIT.fail); this.name = 'ExprError'; }
@@ -17,47 +28,55 @@ export interface ExprEnv {
   runtime: unknown;
 }
 
+/** The in-process context for simple expressions: nothing ever changes it (they cannot assign). */
+let shared: vm.Context | undefined;
+const scripts = new Map<string, vm.Script>();
+
+function runSimple(code: string, json: string): unknown {
+  shared ??= newContext(false);
+  let script = scripts.get(code);
+  if (!script) {
+    script = new vm.Script(code, { filename: 'expression' });
+    if (scripts.size > 1000) scripts.clear();
+    scripts.set(code, script);
+  }
+  shared.__cwl_in = json;
+  return script.runInContext(shared);
+}
+
 export class Evaluator {
-  private ctx: vm.Context | undefined;
   constructor(
     public readonly js: boolean,
     private readonly expressionLib: string[] = [],
-    private readonly timeoutMs = 20_000,
+    /** Per expression; default: expr-sandbox.ts limits.timeoutMs (--eval-timeout). */
+    private readonly timeoutMs?: number,
+    /** Named in errors: the tool or step (e.g. "tool.cwl"). */
+    private readonly where?: string,
   ) {}
-
-  private context(): vm.Context {
-    if (this.ctx) return this.ctx;
-    const ctx = vm.createContext(Object.create(null), { codeGeneration: { strings: true, wasm: false } });
-    for (const lib of this.expressionLib) {
-      try {
-        vm.runInContext(lib, ctx, { timeout: this.timeoutMs, filename: 'expressionLib' });
-      } catch (e) {
-        throw new ExprError(`expressionLib failed: ${(e as Error).message}`);
-      }
-    }
-    this.ctx = ctx;
-    return ctx;
-  }
 
   /** Run one JS expression (`body` is the text inside $( ) or ${ }). */
   private run(body: string, isFunction: boolean, env: ExprEnv): unknown {
-    const ctx = this.context();
-    // Pass values in as JSON so the tool cannot reach host objects.
-    ctx.__cwl_in = JSON.stringify({ inputs: env.inputs ?? null, self: env.self === undefined ? null : env.self, runtime: env.runtime ?? null });
-    // inputs/self/runtime are globals so expressionLib functions can see them too.
-    const pre = 'var __d = JSON.parse(__cwl_in); globalThis.inputs = __d.inputs; globalThis.self = __d.self; globalThis.runtime = __d.runtime;';
-    const code = isFunction
-      ? `(function(){ ${pre} return JSON.stringify((function(){${body}\n})()); })()`
-      : `(function(){ ${pre} return JSON.stringify((${body}\n)); })()`;
+    // Values go in as JSON text, parsed inside, so the expression cannot reach host objects.
+    const json = JSON.stringify({ inputs: env.inputs ?? null, self: env.self === undefined ? null : env.self, runtime: env.runtime ?? null });
+    const code = wrap(body, isFunction);
+    const fail = (msg: string): ExprError => {
+      const text = `${isFunction ? '${' : '$('}${body.trim().replace(/\s+/g, ' ').slice(0, 200)}${isFunction ? '}' : ')'}`;
+      return new ExprError(`expression ${text}${this.where ? ` in ${this.where}` : ''} failed: ${msg}`);
+    };
     let out: unknown;
-    try {
-      out = vm.runInContext(code, ctx, { timeout: this.timeoutMs, filename: 'expression' });
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new ExprError(`expression ${isFunction ? '${' : '$('}${body.trim().slice(0, 200)}${isFunction ? '}' : ')'} failed: ${msg}`);
+    if (!isFunction && !this.expressionLib.length && isSimple(body)) {
+      try { out = runSimple(code, json); } catch (e) {
+        // an error made in the context: not an instanceof this realm's Error
+        const m = (e as { message?: unknown } | null)?.message;
+        throw fail(typeof m === 'string' ? m : String(e));
+      }
+    } else {
+      const r = evaluateInSandbox(this.where ?? '', this.expressionLib, code, json, this.timeoutMs);
+      if (r.kind === 'error') throw fail(r.message);
+      out = r.json;
     }
     if (out === undefined) return null;
-    return JSON.parse(out as string);
+    try { return JSON.parse(out as string); } catch { throw fail('its result is not JSON'); }
   }
 
   /** Parameter reference without JS: inputs.x.y['z'][0].length etc. */

@@ -45,7 +45,7 @@ export interface ExecResult { status: Status; output: Json; outdir?: string }
 export function makeEvaluator(proc: Process): Evaluator {
   const ijr = getReq(proc, 'InlineJavascriptRequirement');
   const lib: string[] = ijr?.req.expressionLib ?? [];
-  return new Evaluator(!!ijr || usesJsAnyway(proc), lib.map((x) => String(x)));
+  return new Evaluator(!!ijr || usesJsAnyway(proc), lib.map((x) => String(x)), undefined, path.basename(proc.file));
 }
 
 /** v1.0 documents were often run with JS without declaring it; cwltool is strict, so are we (only in v1.2). */

@@ -118,6 +118,53 @@ expression: '\${ return {sq: inputs.n * inputs.n, f: {class: "File", basename: "
   assert.match(r.stderr, /outside the output directory/);
 });
 
+test('runaway expressions end the step with one line and exit 1: endless loop, promise loop, huge allocation, unhandled rejection, import()', { timeout: 120_000 }, async () => {
+  const exprTool = (name: string, body: string): string => write(`${name}.cwl`, `cwlVersion: v1.2
+class: ExpressionTool
+requirements: { InlineJavascriptRequirement: {} }
+inputs: []
+outputs: { out: Any }
+expression: |
+  \${ ${body} }
+`);
+  const cases: Array<{ name: string; body: string; args: string[]; why: RegExp; maxS: number }> = [
+    { name: 'loop', body: 'while (true) {} return {out: 1};', args: ['--eval-timeout', '2'], why: /time limit of 2 s exceeded/, maxS: 15 },
+    { name: 'microtasks', body: '(function f() { Promise.resolve().then(f); })(); return {out: 1};', args: ['--eval-timeout=2'], why: /time limit of 2 s exceeded/, maxS: 15 },
+    { name: 'alloc', body: 'var a = []; while (true) a.push(new Array(1e6).fill(1)); return {out: 1};', args: [], why: /memory limit of 1024 MB exceeded/, maxS: 60 },
+    { name: 'reject', body: 'Promise.reject(new Error("boom")); return {out: 1};', args: [], why: /unhandled promise rejection: boom/, maxS: 15 },
+    { name: 'import', body: 'import("node:fs").then(function (fs) { fs.writeFileSync("/tmp/x", "x"); }); return {out: 1};', args: [], why: /import\(\) is not available in expressions/, maxS: 15 },
+  ];
+  for (const c of cases) {
+    const tool = exprTool(`runaway-${c.name}`, c.body);
+    const t = Date.now();
+    const r = await cwlRun(['--outdir', path.join(work, `o-${c.name}`), ...c.args, tool], { timeoutMs: c.maxS * 1000 });
+    const s = (Date.now() - t) / 1000;
+    assert.equal(r.code, 1, `${c.name}: ${r.stderr}`);
+    assert.ok(s < c.maxS, `${c.name}: ${s} s`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${c.name}: ${r.stderr}`);
+    assert.match(lines[0], new RegExp(`^cwl-run: expression \\$\\{.* in runaway-${c.name}\\.cwl failed: `), c.name);
+    assert.match(lines[0], c.why, c.name);
+    assert.doesNotMatch(r.stderr + r.stdout, /success|\n\s+at |Node\.js v/, c.name);
+  }
+  // in a workflow: the step is named; --eval-timeout is a usage error when not a number
+  const wf = write('runaway-wf.cwl', `cwlVersion: v1.2
+class: Workflow
+requirements: { InlineJavascriptRequirement: {} }
+inputs: []
+outputs: { out: { type: Any, outputSource: spin/out } }
+steps:
+  spin: { run: runaway-loop.cwl, in: {}, out: [out] }
+`);
+  const r = await cwlRun(['--outdir', path.join(work, 'o-wf'), '--eval-timeout', '1', wf], { timeoutMs: 30_000 });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /step "spin" failed: expression \$\{while \(true\) \{\} return \{out: 1\};\} in runaway-loop\.cwl failed: time limit of 1 s exceeded/);
+  assert.doesNotMatch(r.stderr, /success|\n\s+at /);
+  const u = await cwlRun(['--eval-timeout', 'soon', wf]);
+  assert.equal(u.code, 2, u.stderr);
+  assert.match(u.stderr, /--eval-timeout needs a number of seconds/);
+});
+
 test('conformance subset (host mode) through the harness', { timeout: 170_000 }, async (t) => {
   assert.ok(fs.existsSync(path.join(SUITE_SRC, 'conformance_tests.yaml')), `no conformance suite at ${SUITE_SRC}`);
   const suite = path.join(work, 'suite');

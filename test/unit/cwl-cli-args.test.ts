@@ -67,6 +67,9 @@ test('PROCESS --help lists the inputs; pull options', () => {
   assert.equal(parseCli(['--disable-pull', 't.cwl']).pull, 'never');
   assert.equal(parseCli(['--force-docker-pull', 't.cwl']).pull, 'always');
   assert.deepEqual(parseCli(['t.cwl', '--help']).toolArgs, ['--help']);
+  // --eval-timeout takes a value (it used to be an unknown option); cwl-run checks it (test/integration/cwl-run.test.ts)
+  assert.equal(parseCli(['--eval-timeout', '5', 't.cwl']).evalTimeout, '5');
+  assert.deepEqual(parseCli(['--eval-timeout=0.5', 't.cwl']).positional, ['t.cwl']);
 });
 
 test('an optional array input with an inputBinding binds its items (string[]?), as cwltool does', () => {
