@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UserError, EXIT } from '../errors.js';
 import {
   loadProcess, processFromDoc, shortname, getReq, where, ValidationError, UnsupportedError,
@@ -93,6 +94,8 @@ function loadStepRun(wf: Process, stepRaw: Json, stepId: string, reqs: Requireme
     if (run.startsWith('#')) child = loadProcess(`${wf.file}${run}`, lo);
     else {
       const ref = run.startsWith('file://') ? run : path.resolve(wf.baseDir, run);
+      const file = ref.startsWith('file://') ? fileURLToPath(ref.replace(/#.*$/, '')) : ref.replace(/#.*$/, '');
+      if (!fs.existsSync(file)) throw new ValidationError(`${where(stepRaw, wf.file)}: step "${stepId}" runs ${run}, which does not exist (${file})`);
       child = loadProcess(ref, lo);
     }
   } else if (run && typeof run === 'object') {

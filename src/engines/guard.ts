@@ -24,6 +24,26 @@ import { randomHex } from '../lazy.js';
  */
 const FILTERED = [332, 437, 439, 452];
 
+/**
+ * A static ELF64 executable of one read+exec segment loaded at 0x400000:
+ * the 120 bytes of ELF and program header, then body, entered at its start.
+ * machine: 0x3e x86_64, 0xb7 aarch64.
+ */
+export function staticElf(body: Buffer, machine: number): Buffer {
+  const base = 0x400000n;
+  const h = Buffer.alloc(64 + 56);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(h, 0);
+  h.writeUInt16LE(2, 16); h.writeUInt16LE(machine, 18); h.writeUInt32LE(1, 20);
+  h.writeBigUInt64LE(base + 120n, 24); h.writeBigUInt64LE(64n, 32); h.writeBigUInt64LE(0n, 40);
+  h.writeUInt32LE(0, 48); h.writeUInt16LE(64, 52); h.writeUInt16LE(56, 54); h.writeUInt16LE(1, 56);
+  const ph = 64;
+  const total = BigInt(h.length + body.length);
+  h.writeUInt32LE(1, ph); h.writeUInt32LE(5, ph + 4); h.writeBigUInt64LE(0n, ph + 8);
+  h.writeBigUInt64LE(base, ph + 16); h.writeBigUInt64LE(base, ph + 24);
+  h.writeBigUInt64LE(total, ph + 32); h.writeBigUInt64LE(total, ph + 40); h.writeBigUInt64LE(0x1000n, ph + 48);
+  return Buffer.concat([h, body]);
+}
+
 export function guardElf(): Buffer {
   const base = 0x400000;
   const hdrLen = 64 + 56;
@@ -74,17 +94,7 @@ export function guardElf(): Buffer {
   fprog.writeBigUInt64LE(BigInt(base + filterOff), 8);
   codeBuf.writeUInt32LE(base + fprogOff, code.indexOf(0xba) + 1);
   const body = Buffer.concat([codeBuf, Buffer.alloc(filterOff - hdrLen - codeBuf.length), filt, fprog]);
-  const h = Buffer.alloc(hdrLen);
-  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(h, 0);
-  h.writeUInt16LE(2, 16); h.writeUInt16LE(0x3e, 18); h.writeUInt32LE(1, 20);
-  h.writeBigUInt64LE(BigInt(base + hdrLen), 24); h.writeBigUInt64LE(64n, 32); h.writeBigUInt64LE(0n, 40);
-  h.writeUInt32LE(0, 48); h.writeUInt16LE(64, 52); h.writeUInt16LE(56, 54); h.writeUInt16LE(1, 56);
-  const ph = 64;
-  const total = BigInt(hdrLen + body.length);
-  h.writeUInt32LE(1, ph); h.writeUInt32LE(5, ph + 4); h.writeBigUInt64LE(0n, ph + 8);
-  h.writeBigUInt64LE(BigInt(base), ph + 16); h.writeBigUInt64LE(BigInt(base), ph + 24);
-  h.writeBigUInt64LE(total, ph + 32); h.writeBigUInt64LE(total, ph + 40); h.writeBigUInt64LE(0x1000n, ph + 48);
-  return Buffer.concat([h, body]);
+  return staticElf(body, 0x3e);
 }
 
 /** The guard's path in dir (written once, atomically); undefined where there is none for this architecture. */

@@ -12,6 +12,7 @@ import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } fr
 import { loadHostFacts, recordProbe, engineBinDirs, type HostFacts, type ProbeResult } from './facts.js';
 import { ENGINES, ladder, noEngineError, diagnose, fixHint, parseEngineId, DEFAULT_ORDER } from './ladder.js';
 import type { Engine, EngineContext, EngineId, Invocation } from './types.js';
+import { staticElf } from './guard.js';
 
 export { chooseEngine, ladder, ENGINES, DEFAULT_ORDER, parseEngineId, diagnose } from './ladder.js';
 export type { Engine, EngineId, Enforces, Invocation } from './types.js';
@@ -103,21 +104,9 @@ function engineContext(ctx: Context, facts: HostFacts, scratch: string, fakeKern
 
 /** A minimal static ELF that exits 0 (x86_64 and aarch64): `true` for probe rootfs. */
 export function tinyTrue(arch = os.arch()): Buffer {
-  const code = arch === 'arm64'
-    ? Buffer.from([0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4])
-    : Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
-  const base = 0x400000n;
-  const h = Buffer.alloc(64 + 56);
-  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(h, 0);
-  h.writeUInt16LE(2, 16); h.writeUInt16LE(arch === 'arm64' ? 0xb7 : 0x3e, 18); h.writeUInt32LE(1, 20);
-  h.writeBigUInt64LE(base + 120n, 24); h.writeBigUInt64LE(64n, 32); h.writeBigUInt64LE(0n, 40);
-  h.writeUInt32LE(0, 48); h.writeUInt16LE(64, 52); h.writeUInt16LE(56, 54); h.writeUInt16LE(1, 56);
-  const ph = 64;
-  h.writeUInt32LE(1, ph); h.writeUInt32LE(5, ph + 4); h.writeBigUInt64LE(0n, ph + 8);
-  h.writeBigUInt64LE(base, ph + 16); h.writeBigUInt64LE(base, ph + 24);
-  const total = BigInt(h.length + code.length);
-  h.writeBigUInt64LE(total, ph + 32); h.writeBigUInt64LE(total, ph + 40); h.writeBigUInt64LE(0x1000n, ph + 48);
-  return Buffer.concat([h, code]);
+  return arch === 'arm64'
+    ? staticElf(Buffer.from([0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4]), 0xb7)
+    : staticElf(Buffer.from([0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]), 0x3e);
 }
 
 /** Host libraries a dynamic binary needs (from ldd), for a dynamic probe rootfs. */

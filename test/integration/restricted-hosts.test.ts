@@ -241,7 +241,7 @@ ud run --engine=U1 busybox:latest echo hi >/dev/null 2>/out/u1.err; echo $? >/ou
   assertCwl(h, 'F1-refused', 'static');
 });
 
-test('g. nested: userdock inside a userdock P1 container (docker default profile): F and P within P run with the store at the same path; at another path, one clear line', async () => {
+test('g. nested: userdock inside a userdock P1 container (docker default profile): F and P within P run, with the store and TMPDIR at the same path or another', async () => {
   hostsTar = script('save');
   const inner = `
 ud load -i /fixtures/deb2 >/dev/null 2>&1; echo $? >/out/inner-load-$1.rc
@@ -275,17 +275,16 @@ ud run $common -v /home/u/other:/home/u -e HOME=/home/u "$ref" bash /inner.sh ot
   assert.equal(h.out['inner-p1-same.rc']?.trim(), '0', h.out['inner-p1-same.err']);
   assert.equal(h.out['inner-cwl-same.rc']?.trim(), '0', h.out['inner-cwl-same.err']);
   assert.match(h.out['inner-cwl-same.txt'] ?? '', /^root:x:0:0:/);
-  // cwl-run's default TMPDIR there is the outer run's /tmp, bound from elsewhere: refused up front, one line.
-  assert.equal(h.out['inner-cwl-tmp-same.rc']?.trim(), '125', h.out['inner-cwl-tmp-same.err']);
-  const tmpLines = errorLines(h.out['inner-cwl-tmp-same.err']);
-  assert.equal(tmpLines.length, 1, h.out['inner-cwl-tmp-same.err']);
-  assert.match(tmpLines[0], /^cwl-run: userdock runs inside a PRoot container \(P1\/P2\), and its temporary directory \/tmp is bound there at another path than outside.*\(set TMPDIR/);
-  // The store bound at another path inside than outside: every command refuses up front, one line.
-  for (const f of ['inner-other', 'inner-f1-other', 'inner-p1-other', 'inner-cwl-other']) {
-    assert.equal(h.out[`${f}.rc`]?.trim(), '125', `${f}: ${h.out[`${f}.err`]}`);
-    const lines = errorLines(h.out[`${f}.err`]);
-    assert.equal(lines.length, 1, `${f}: ${h.out[`${f}.err`]}`);
-    assert.match(lines[0], /^(userdock run|cwl-run): userdock runs inside a PRoot container \(P1\/P2\), and its store \/home\/u\/\.local\/share\/userdock is bound there at another path than outside.*\(bind the store at the same path inside as outside/);
+  // cwl-run's default TMPDIR there is the outer run's /tmp, bound from elsewhere; and the store bound at
+  // another path inside than outside: both work, since the outer PRoot runs under the guard (statx fails
+  // with ENOSYS, node falls back to calls PRoot translates; src/engines/guard.ts). Without the guard
+  // src/engines/nested.ts refuses these up front (its check compares stat by path with fstat).
+  assert.equal(h.out['inner-cwl-tmp-same.rc']?.trim(), '0', h.out['inner-cwl-tmp-same.err']);
+  assert.equal(h.out['inner-load-other.rc']?.trim(), '0');
+  for (const f of ['inner-other', 'inner-f1-other', 'inner-p1-other']) {
+    assert.equal(h.out[`${f}.rc`]?.trim(), '0', `${f}: ${h.out[`${f}.err`]}`);
+    assert.match(h.out[`${f}.out`] ?? '', /^12\./, f);
   }
-  assert.equal(h.out['inner-load-other.rc']?.trim(), '125');
+  assert.equal(h.out['inner-cwl-other.rc']?.trim(), '0', h.out['inner-cwl-other.err']);
+  assert.match(h.out['inner-cwl-other.txt'] ?? '', /^root:x:0:0:/);
 });

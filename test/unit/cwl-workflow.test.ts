@@ -128,3 +128,13 @@ test('loadWorkflow: sources, deps, feature requirements', () => {
   const bad = doc(); bad.steps.s2.in.x.source = ['s1/nope'];
   assert.throws(() => loadWorkflow(processFromDoc(bad, '/tmp/wf.cwl', undefined, undefined)), /no output "nope"/);
 });
+
+test('loadWorkflow: a missing run: file names the step and the path; a cycle names its steps', () => {
+  const missing: Json = { cwlVersion: 'v1.2', class: 'Workflow', inputs: {}, outputs: {}, steps: { a: { run: 'nothere.cwl', in: {}, out: [] } } };
+  assert.throws(() => loadWorkflow(processFromDoc(missing, '/tmp/ud-no-such-dir/wf.cwl', undefined, undefined)),
+    /step "a" runs nothere\.cwl, which does not exist \(\/tmp\/ud-no-such-dir\/nothere\.cwl\)/);
+  const tool = { class: 'ExpressionTool', inputs: { x: 'Any' }, outputs: { r: 'Any' }, expression: '$({r: 1})' };
+  const cyclic: Json = { cwlVersion: 'v1.2', class: 'Workflow', inputs: {}, outputs: {},
+    steps: { a: { run: tool, in: { x: 'b/r' }, out: ['r'] }, b: { run: tool, in: { x: 'a/r' }, out: ['r'] } } };
+  assert.throws(() => loadWorkflow(processFromDoc(cyclic, '/tmp/wf.cwl', undefined, undefined)), /steps a -> b form a cycle/);
+});
