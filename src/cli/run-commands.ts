@@ -59,7 +59,7 @@ const RUN_USAGE = `userdock run [options] IMAGE|CONTAINER|--rootfs=DIR [COMMAND 
   -w, --workdir=DIR   -e, --env=NAME=VALUE | NAME   --env-file=FILE
   -u, --user=NAME|UID[:GID]   --hostauth  --bindhome  --hostenv  --nosysdirs
   --entrypoint=CMD  --nometa  --name=NAME  --rm  --hostname=H  --net=none
-  --cpuset-cpus=LIST  --shm-size=SIZE  --gpus=N  --engine=P1|P2|U1|R1|F1|S1
+  --cpuset-cpus=LIST  --shm-size=SIZE  --engine=P1|P2|U1|R1|F1|S1  (--gpus: refused, not supported yet)
   --writable-tmpfs    a private writable copy of the image for this run (the image itself is read-only)
   -i, -t (or -it): as docker's; with -t the container gets TERM (the caller's, else xterm)
 The command's exit code is returned; 125 userdock failed, 126 not executable, 127 not found.`;
@@ -156,6 +156,12 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   if (!rootfsMode && !what) throw new UsageError('run: missing IMAGE or CONTAINER', `usage: ${RUN_USAGE.split('\n')[0]}`);
   const engine = str(p, 'engine');
   if (engine) parseEngineId(engine);
+  // Fail loudly rather than run on the CPU while the caller asked for GPUs.
+  const gpus = str(p, 'gpus');
+  if (gpus !== undefined) {
+    throw new UserError(`run: --gpus=${gpus}: userdock cannot pass GPUs into containers yet (no driver libraries or device nodes would be visible, so the command would silently run on the CPU)`,
+      EXIT.internal, 'run without --gpus for a CPU run, or use a GPU-aware runtime for this step');
+  }
   const net = str(p, 'net');
   const env: Array<[string, string]> = [];
   for (const f of list(p, 'env-file')) {
@@ -232,6 +238,10 @@ const SETUP_SPEC: Record<string, OptSpec> = {
 
 async function setupCmd(ctx: Context, argv: string[]): Promise<number> {
   const p = parseArgs(argv, SETUP_SPEC, 'setup');
+  if (bool(p, 'nvidia') || bool(p, 'purge')) {
+    throw new UserError(`setup --${bool(p, 'nvidia') ? 'nvidia' : 'purge'}: passing the host's NVIDIA driver into containers is not supported yet`, 1,
+      'containers run on the CPU; nothing was changed');
+  }
   let did = false;
   if (bool(p, 'install-engines')) {
     const { installEngines } = await import('../engines/install.js');

@@ -257,13 +257,33 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
   }
   const scratch = makeScratch(ctx, facts);
   try {
-    const inv = engine.build(profile, engineContext(ctx, facts, scratch, fakeKernel));
+    const inv = withCpuset(engine.build(profile, engineContext(ctx, facts, scratch, fakeKernel)), profile.resources?.cpusetCpus);
     mark('invocation built');
     return { engine, inv, scratch, facts };
   } catch (e) {
     removeScratch(scratch);
     throw e;
   }
+}
+
+/**
+ * --cpuset-cpus on every engine: the engine process (and so everything in the
+ * container) starts under taskset(1) with that CPU affinity, which children
+ * inherit. The list must name CPUs this host has.
+ */
+function withCpuset(inv: Invocation, list: string | undefined): Invocation {
+  if (!list) return inv;
+  const n = os.cpus().length;
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const hi = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || hi < Number(m[1]) || hi >= n) {
+      throw new UserError(`--cpuset-cpus=${list}: "${part}" is not a CPU or range of this host (CPUs 0-${n - 1})`, EXIT.usage);
+    }
+  }
+  const taskset = ['/usr/bin/taskset', '/bin/taskset'].find((t) => fs.existsSync(t));
+  if (!taskset) throw new UserError('--cpuset-cpus needs taskset(1), which is not installed', EXIT.internal, 'install util-linux, or run without --cpuset-cpus');
+  return { ...inv, cmd: taskset, args: ['-c', list, inv.cmd, ...inv.args] };
 }
 
 /** The pids of a process's descendants, from /proc/PID/task/TID/children (empty where the kernel has no such file). */

@@ -34,6 +34,9 @@ export function ociConfig(p: Profile, ec: EngineContext): Record<string, unknown
       case 'sys': mounts.push({ destination: m.target, type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'nodev', 'noexec', 'ro'] }); break;
     }
   }
+  if (p.resources?.shmSizeBytes && p.sysdirs.dev) {
+    mounts.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${p.resources.shmSizeBytes}`] });
+  }
   const ns: Array<{ type: string }> = [{ type: 'pid' }, { type: 'mount' }, { type: 'user' }, { type: 'ipc' }];
   if (p.hostname) ns.push({ type: 'uts' });
   if (p.network === 'none') ns.push({ type: 'network' });

@@ -71,6 +71,7 @@ export const F1: Engine = {
       warnings.push("F1 shows the host's /tmp at /tmp");
     }
     if (p.user.rootEmulation) warnings.push('F1 does not emulate root: the command runs as your own uid');
+    if (p.resources?.shmSizeBytes !== undefined) warnings.push("F1 cannot size /dev/shm: the host's is used");
     const cmd = p.argv[0];
     // The command as the image's PATH finds it (busybox's `echo` is a link to a static binary).
     const resolved = checkCommand(p).resolved ?? cmd;
@@ -128,6 +129,7 @@ export const S1: Engine = {
     args.push(p.rootfs, ...p.argv);
     const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...ec.binEnv };
     for (const [k, v] of Object.entries(p.env)) env[prefix + k] = v;
-    return { cmd: bin, args, env, warnings: [] };
+    const warnings = p.resources?.shmSizeBytes !== undefined ? ["S1 does not size /dev/shm: apptainer's is used"] : [];
+    return { cmd: bin, args, env, warnings };
   },
 };

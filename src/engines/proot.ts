@@ -65,6 +65,7 @@ function prootBuild(p: Profile, ec: EngineContext, noSeccomp: boolean): Invocati
   if (p.ops.some((o) => o.type === 'bind' && o.readonly)) warnings.push('PRoot cannot make binds read-only; read-only volumes are writable where host permissions allow');
   if (p.network === 'none') warnings.push('PRoot cannot isolate the network; --network=none is not honoured');
   if (p.hostname) warnings.push('PRoot cannot set the hostname');
+  if (p.resources?.shmSizeBytes !== undefined) warnings.push("PRoot cannot size /dev/shm: the host's is used");
   // A working directory missing from the image is made virtually (an empty scratch dir bound there).
   const wdMissing = resolveContainerPath(p.rootfs, p.ops, p.workdir).loc.kind === 'missing';
   if (wdMissing) {
