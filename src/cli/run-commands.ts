@@ -83,7 +83,7 @@ function orderedBinds(argv: string[], p: Parsed): BindOp[] {
   return out;
 }
 
-interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string; discard?: boolean }
+interface Target { rootfs: string; writable: boolean; config?: ImageConfig['config']; execmode?: string; containerId?: string }
 
 // ------------------------------------------------------------------ hot path
 //
@@ -114,7 +114,6 @@ function imageByName(store: Store, what: string): Image | undefined {
 async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: string) => void): Promise<Target> {
   const rootfsOpt = str(p, 'rootfs');
   if (rootfsOpt) {
-    if (bool(p, 'writable-tmpfs')) throw new UsageError('run: --writable-tmpfs needs an IMAGE, not --rootfs', 'copy the tree yourself, or import it as a container: userdock import --tocontainer');
     const r = path.resolve(rootfsOpt);
     if (!fs.statSync(r, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--rootfs ${r} is not a directory`, EXIT.internal);
     return { rootfs: r, writable: false };
@@ -136,12 +135,9 @@ async function resolveTarget(ctx: Context, what: string, p: Parsed, mark: (m: st
   }
   mark(`image ${image.ref.name}`);
   const name = str(p, 'name');
-  // --writable-tmpfs: a private writable copy for this run only (a container removed afterwards), never the shared tree.
-  const scratchCopy = bool(p, 'writable-tmpfs');
-  if (name || scratchCopy) {
-    if (scratchCopy && bool(p, 'read-only')) throw new UsageError('run: --writable-tmpfs and --read-only contradict each other', 'give one of them');
+  if (name) {
     const created = await createContainer(ctx, image, { name });
-    return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id, discard: scratchCopy };
+    return { rootfs: created.rootfs, writable: true, config: image.config.config, containerId: created.id };
   }
   return { rootfs: await imageRootfs(ctx, image), writable: false, config: image.config.config };
 }
@@ -174,12 +170,15 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
   for (const e of list(p, 'env')) { const kv = parseEnvAssignment(e, ctx.env); if (kv) env.push(kv); }
   const binds = orderedBinds(argv, p);
   createNestedMountpoints(binds);
+  if (bool(p, 'writable-tmpfs') && bool(p, 'read-only')) throw new UsageError('run: --writable-tmpfs and --read-only contradict each other', 'give one of them');
   const target = await resolveTarget(ctx, what, p, mark);
   mark(`target ${target.rootfs}`);
   const shm = str(p, 'shm-size');
   const profile = buildRunProfile({
     rootfs: target.rootfs,
     rootfsWritable: target.writable,
+    // --writable-tmpfs: a private copy-on-write view for this run only, never the shared tree (a container is writable already).
+    rootfsOverlay: bool(p, 'writable-tmpfs') && !target.writable,
     config: target.config,
     nometa: bool(p, 'nometa'),
     cmd,
@@ -207,7 +206,7 @@ async function runCmd(ctx: Context, argv: string[]): Promise<number> {
     mark('profile built');
     return await runProfile(ctx, profile, { engine, execmode: target.execmode, mark });
   } finally {
-    if ((bool(p, 'rm') || target.discard) && target.containerId) {
+    if (bool(p, 'rm') && target.containerId) {
       try { await removeContainer(ctx, target.containerId, { force: true }); } catch (e) {
         process.stderr.write(`userdock run: warning: --rm: ${(e as Error).message}\n`);
       }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EXIT, UserError } from '../errors.js';
-import { pidAlive, removeTree } from '../rootfs/index.js';
+import { pidAlive, removeTree, sealTree } from '../rootfs/index.js';
 import type { Context } from '../cli/context.js';
 import { validateProfile, type Profile, DEFAULT_PATH } from '../isolation/profile.js';
 import { canonicalizeTargets, checkCommand, compareVersions, glibcMinKernel } from '../isolation/resolve.js';
@@ -87,6 +87,8 @@ function sweepScratch(base: string): void {
 function removeScratch(d: string): void {
   // Usually empty directories only: rmdir them without loading fs.rmSync's recursive machinery.
   try { for (const n of fs.readdirSync(d)) fs.rmdirSync(path.join(d, n)); fs.rmdirSync(d); return; } catch { /* files left: below */ }
+  // An overlay's upper dir holds copied-up directories of the sealed tree (no write bit): removeTree copes.
+  if (fs.existsSync(path.join(d, 'overlay'))) removeTree(path.join(d, 'overlay'));
   try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 2 }); } catch {
     // A bind that failed to unmount would make rm recurse into the host: never follow; leave it.
   }
@@ -239,15 +241,15 @@ export function requestedEngine(ctx: Context, opts: RunOptions): string | undefi
 export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOptions = {}): Promise<{ engine: Engine; inv: Invocation; scratch: string; facts: HostFacts }> {
   const mark = opts.mark ?? (() => {});
   validateProfile(profileIn);
-  const profile = canonicalizeTargets(profileIn);
-  const cc = checkCommand(profile);
+  const base = canonicalizeTargets(profileIn);
+  const cc = checkCommand(base);
   if (!cc.ok) throw new UserError(cc.message!, cc.code!, cc.hint);
   mark('profile validated, command found');
   const facts = loadHostFacts(ctx.storeDir, ctx.env);
   const engine = await selectEngine(ctx, facts, requestedEngine(ctx, opts));
   mark(`engine ${engine.id} selected`);
   let fakeKernel: string | undefined;
-  const need = glibcMinKernel(profile.rootfs);
+  const need = glibcMinKernel(base.rootfs);
   if (need && compareVersions(facts.kernel, need) < 0) {
     if (engine.id === 'P1' || engine.id === 'P2') fakeKernel = need;
     else {
@@ -257,6 +259,9 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
   }
   const scratch = makeScratch(ctx, facts);
   try {
+    // A copy-on-write view: U1 mounts an overlay (its unshare path); elsewhere the run gets a private copy in its scratch.
+    const profile = base.rootfsOverlay && !(engine.id === 'U1' && facts.binaries.unshare) ? privateCopy(base, scratch) : base;
+    if (profile !== base) mark('private copy of the tree made');
     const inv = withCpuset(engine.build(profile, engineContext(ctx, facts, scratch, fakeKernel)), profile.resources?.cpusetCpus);
     mark('invocation built');
     return { engine, inv, scratch, facts };
@@ -264,6 +269,22 @@ export async function prepareRun(ctx: Context, profileIn: Profile, opts: RunOpti
     removeScratch(scratch);
     throw e;
   }
+}
+
+/**
+ * The copy-on-write view where the engine has no overlay: a private copy of
+ * the tree in the run's scratch (a reflink clone on btrfs/xfs), writable
+ * again (a sealed tree has no owner write bits), removed with the scratch.
+ */
+function privateCopy(p: Profile, scratch: string): Profile {
+  const dest = path.join(scratch, 'rootfs-copy');
+  const r = spawnSync('cp', ['-a', '--reflink=auto', p.rootfs, dest], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new UserError(`--writable-tmpfs: copying ${p.rootfs} for this run failed: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`, EXIT.internal, 'check free space in the store (or TMPDIR), or use --engine=U1, which needs no copy');
+  }
+  sealTree(dest, true);
+  const { rootfsOverlay: _o, ...rest } = p;
+  return { ...rest, rootfs: dest, rootfsWritable: true };
 }
 
 /**

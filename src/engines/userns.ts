@@ -35,10 +35,38 @@ function bwrapArgs(p: Profile, plan: MountPlan): string[] {
 
 function q(s: string): string { return `'${s.replace(/'/g, `'\\''`)}'`; }
 
+/**
+ * The root of a copy-on-write run (Profile.rootfsOverlay): an overlay of the
+ * tree with an upper dir in the run's scratch, mounted in the user namespace
+ * (kernel >= 5.11); where the kernel refuses, a private copy of the tree
+ * there. Either way the tree itself is only read, and the scratch goes after
+ * the run.
+ */
+function overlayRoot(lower: string, scratch: string): string[] {
+  const o = q(path.join(scratch, 'overlay'));
+  return [
+    `mkdir -p ${o}/upper ${o}/work`,
+    `if ! mount -t overlay overlay -o lowerdir=${q(lower)},upperdir=${o}/upper,workdir=${o}/work "$R" 2>/dev/null; then`,
+    `  cp -a --reflink=auto ${q(lower)} ${o}/copy && chmod -R u+w ${o}/copy && mount --rbind ${o}/copy "$R"`,
+    'fi',
+  ];
+}
+
+/** A plan for a writable root: every mount point can be made in the root itself (no skeleton). */
+function writablePlan(p: Profile): MountPlan {
+  const mounts: MountPlan['mounts'] = [];
+  for (const s of ['proc', 'dev', 'sys'] as const) if (p.sysdirs[s]) mounts.push({ kind: s, target: `/${s}` });
+  for (const op of p.ops) {
+    if (op.type === 'bind') mounts.push({ kind: 'bind', source: op.source, target: op.target, readonly: op.readonly });
+    else mounts.push({ kind: 'tmpfs', target: op.target, ...(op.type === 'tmpfs' && op.sizeBytes ? { sizeBytes: op.sizeBytes } : {}) });
+  }
+  return { root: p.rootfs, rootReadonly: false, mounts, exploded: [] };
+}
+
 /** The unshare fallback: a host /bin/sh script run inside `unshare -U -m -p`. */
-function unshareScript(p: Profile, plan: MountPlan, newroot: string, unshareBin: string): string {
+function unshareScript(p: Profile, plan: MountPlan, newroot: string, unshareBin: string, rootSetup?: string[]): string {
   const L: string[] = ['set -e', `R=${q(newroot)}`];
-  L.push(`mount --rbind ${q(plan.root)} "$R"`);
+  L.push(...(rootSetup ?? [`mount --rbind ${q(plan.root)} "$R"`]));
   for (const m of plan.mounts) {
     const t = `"$R"${q(m.target)}`;
     switch (m.kind) {
@@ -55,7 +83,7 @@ function unshareScript(p: Profile, plan: MountPlan, newroot: string, unshareBin:
       case 'sys': L.push(`mount --rbind /sys ${t}`); break;
     }
   }
-  if (plan.rootReadonly) L.splice(3, 0, 'mount -o remount,bind,ro "$R"');
+  if (plan.rootReadonly && !rootSetup) L.splice(3, 0, 'mount -o remount,bind,ro "$R"');
   const envArgs = Object.entries(p.env).map(([k, v]) => q(`${k}=${v}`)).join(' ');
   L.push(`exec env -i ${envArgs} ${q(unshareBin)} --root="$R" --wd=${q(p.workdir)} ${p.argv.map(q).join(' ')}`);
   return L.join('\n') + '\n';
@@ -82,16 +110,18 @@ export const U1: Engine = {
     return undefined;
   },
   build(p: Profile, ec: EngineContext): Invocation {
-    const plan = planMounts(p, ec.scratch);
+    const overlay = !!p.rootfsOverlay;
+    const plan = overlay ? writablePlan(p) : planMounts(p, ec.scratch);
     const warnings: string[] = [];
-    if (ec.bins.bwrap) {
+    // bubblewrap 0.8 has no overlay: a copy-on-write run takes the unshare path.
+    if (ec.bins.bwrap && !overlay) {
       return { cmd: ec.bins.bwrap, args: [...bwrapArgs(p, plan), ...p.argv], env: { ...p.env, ...ec.binEnv }, warnings };
     }
     if (p.network === 'none') warnings.push('unshare fallback: --network=none is not honoured');
     const newroot = path.join(ec.scratch, 'newroot');
     fs.mkdirSync(newroot, { recursive: true });
     const script = path.join(ec.scratch, 'enter.sh');
-    fs.writeFileSync(script, unshareScript(p, plan, newroot, ec.bins.unshare!), { mode: 0o755 });
+    fs.writeFileSync(script, unshareScript(p, plan, newroot, ec.bins.unshare!, overlay ? overlayRoot(p.rootfs, ec.scratch) : undefined), { mode: 0o755 });
     const map = p.user.rootEmulation || p.user.uid === 0 ? '--map-root-user' : '--map-current-user';
     return {
       cmd: ec.bins.unshare!, args: ['--user', map, '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '/bin/sh', script],

@@ -31,6 +31,8 @@ export interface Profile {
   rootfs: string;
   /** false: a shared pristine image tree, never written by runs. */
   rootfsWritable: boolean;
+  /** The run writes to a private copy-on-write view of rootfs, discarded after it (run --writable-tmpfs). */
+  rootfsOverlay?: boolean;
   /** Ordered: later operations cover earlier ones. */
   ops: MountOp[];
   sysdirs: { proc: boolean; dev: boolean; sys: boolean };
@@ -159,6 +161,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export interface RunSpec {
   rootfs: string;
   rootfsWritable?: boolean;
+  rootfsOverlay?: boolean;
   /** Image config; ignored with nometa. */
   config?: ImageConfig['config'];
   nometa?: boolean;
@@ -254,6 +257,7 @@ export function buildRunProfile(spec: RunSpec): Profile {
     network: spec.network ?? 'host',
   };
   if (spec.hostname) profile.hostname = spec.hostname;
+  if (spec.rootfsOverlay) profile.rootfsOverlay = true;
   const res: NonNullable<Profile['resources']> = {};
   if (spec.cpusetCpus) res.cpusetCpus = spec.cpusetCpus;
   if (spec.shmSizeBytes !== undefined) res.shmSizeBytes = spec.shmSizeBytes;

@@ -194,16 +194,19 @@ test('chmod: refused on U1/R1; on P1/P2/F1 (the owner may always chmod) verify f
   }
 });
 
-test('--writable-tmpfs: a private writable copy for one run, root emulated on P1; the image and the store are unchanged', { timeout: 300_000 }, async () => {
+test('--writable-tmpfs: a private copy-on-write view for one run (U1: an overlay; P1, R1: a private copy), root emulated; the image and the store are unchanged', { timeout: 300_000 }, async () => {
   await ud(['run', 'deb2', 'true']);
   const want = treeHash(pristine());
-  for (const e of ['P1', 'U1']) {
-    const r = await ud(['run', '--writable-tmpfs', `--engine=${e}`, 'deb2', '/bin/sh', '-c', 'rm /etc/debian_version && echo pkg > /usr/lib/mine.py && id -u']);
+  const scratch = () => fs.readdirSync(path.join(env.USERDOCK_DIR, 'tmp')).filter((n) => n.startsWith('run.'));
+  for (const e of ['P1', 'U1', 'R1']) {
+    const r = await ud(['run', '--writable-tmpfs', `--engine=${e}`, 'deb2', '/bin/sh', '-c',
+      'rm /etc/debian_version && echo pkg > /usr/lib/mine.py && mkdir /opt/new && id -u && grep -c " / [^ ]* [^ ]* - overlay " /proc/self/mountinfo || true']);
     assert.equal(r.code, 0, `${e}: ${r.stderr}`);
-    assert.equal(r.stdout, '0\n', e);
+    assert.equal(r.stdout, `0\n${e === 'U1' ? 1 : 0}\n`, `${e}: root emulated; the root is an overlay on U1 only`);
     assert.equal(treeHash(pristine()), want, `${e}: the pristine tree changed`);
     const ps = await ud(['ps', '--json']);
-    assert.deepEqual(JSON.parse(ps.stdout), [], `${e}: the private copy was left behind`);
+    assert.deepEqual(JSON.parse(ps.stdout), [], `${e}: no container made`);
+    assert.deepEqual(scratch(), [], `${e}: the copy or overlay was left behind`);
   }
   const bad = await ud(['run', '--writable-tmpfs', '--read-only', 'deb2', 'true']);
   assert.equal(bad.code, 2);
