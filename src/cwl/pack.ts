@@ -1,0 +1,111 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadFile, toPath, toUri, ValidationError, type Json } from './load.js';
+
+/**
+ * `cwl-run --pack`: a process and every document it runs, as one JSON
+ * document with `$graph` (as cwltool --pack): the top process is `#main`,
+ * each other document `#<its file name>` (`-2`, `-3` ... on a clash); `run:`
+ * references become `#id`; `$import`/`$include` are inlined; File and
+ * Directory locations (defaults) and `$schemas` become absolute file://
+ * URIs, so the packed file runs from anywhere. Inline `run:` processes stay
+ * inline. Ids inside each process stay relative to it (they resolve in the
+ * process's scope). A document that is already a `$graph` keeps its entries.
+ * One process and no others: the process itself, as cwltool prints it.
+ */
+
+interface Packer { graph: Json[]; ids: Map<string, string>; used: Set<string>; namespaces: Record<string, string>; schemas: string[]; cwlVersion?: string }
+
+function absolutize(v: Json, baseUri: string): Json {
+  if (Array.isArray(v)) return v.map((x) => absolutize(x, baseUri));
+  if (!v || typeof v !== 'object') return v;
+  const out: Json = {};
+  for (const [k, x] of Object.entries(v)) out[k] = absolutize(x, baseUri);
+  if (v.class === 'File' || v.class === 'Directory') {
+    for (const k of ['location', 'path']) if (typeof v[k] === 'string' && !v[k].startsWith('_:') && !v[k].includes('$(') && !v[k].includes('${')) out[k] = new URL(v[k], baseUri).href;
+  }
+  return out;
+}
+
+/** Rewrite every `run:` (in steps, at any depth) of one process node that came from `file`. */
+function rewriteRuns(node: Json, file: string, p: Packer, inGraph: boolean): void {
+  if (Array.isArray(node)) { node.forEach((x) => rewriteRuns(x, file, p, inGraph)); return; }
+  if (!node || typeof node !== 'object') return;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'run' && typeof v === 'string') {
+      if (v.startsWith('#')) { if (!inGraph) throw new ValidationError(`${file}: run: ${v} refers into a document without $graph`); continue; }
+      node.run = `#${addFile(toPath(v, path.dirname(file)), v.includes('#') ? v.slice(v.indexOf('#') + 1) : undefined, p, false)}`;
+    } else rewriteRuns(v, file, p, inGraph);
+  }
+}
+
+const ID_FIELDS = new Set(['id', 'source', 'outputSource', 'scatter', 'out']);
+/** `#x` ids and references of a stand-alone document are document-wide; in a $graph entry they must be relative to it. */
+function relativeIds(node: Json): void {
+  if (Array.isArray(node)) { node.forEach(relativeIds); return; }
+  if (!node || typeof node !== 'object') return;
+  for (const [k, v] of Object.entries(node)) {
+    if (ID_FIELDS.has(k) && typeof v === 'string' && v.startsWith('#')) node[k] = v.slice(1);
+    else if (ID_FIELDS.has(k) && Array.isArray(v)) node[k] = v.map((x) => (typeof x === 'string' && x.startsWith('#') ? x.slice(1) : (relativeIds(x), x)));
+    else if (k !== 'run' || typeof v === 'object') relativeIds(v);
+  }
+}
+
+function freshId(name: string, p: Packer): string {
+  let id = name; let n = 2;
+  while (p.used.has(id)) id = `${name}-${n++}`;
+  p.used.add(id);
+  return id;
+}
+
+/** Add a document (or one entry of its $graph) to the graph; its id there. */
+function addFile(file: string, frag: string | undefined, p: Packer, top: boolean): string {
+  const key = `${file}#${frag ?? ''}`;
+  const known = p.ids.get(key);
+  if (known) return known;
+  const doc = loadFile(file);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new ValidationError(`${file}: not a CWL process document`);
+  Object.assign(p.namespaces, doc.$namespaces ?? {});
+  for (const s of [].concat(doc.$schemas ?? [])) { const u = new URL(s, toUri(file)).href; if (!p.schemas.includes(u)) p.schemas.push(u); }
+  p.cwlVersion ??= doc.cwlVersion;
+  if (Array.isArray(doc.$graph)) {
+    // entries of a $graph document keep their ids (a second $graph document with clashing ids is refused)
+    let want: string | undefined;
+    for (const e of doc.$graph) {
+      const id = String(e.id ?? '').replace(/^#/, '');
+      if (p.used.has(id)) throw new ValidationError(`${file}: process id "#${id}" is already used in the packed document`);
+      p.used.add(id);
+      p.ids.set(`${file}#${id}`, id);
+      const node = absolutize(e, toUri(file));
+      delete node.cwlVersion;
+      p.graph.push(node);
+      rewriteRuns(node, file, p, true);
+      if (id === (frag ?? 'main') || (!frag && doc.$graph.length === 1)) want = id;
+    }
+    if (!want) throw new ValidationError(`${file}: no process "#${frag ?? 'main'}" in $graph`);
+    p.ids.set(key, want);
+    return want;
+  }
+  const id = freshId(top ? 'main' : path.basename(file), p);
+  p.ids.set(key, id);
+  const node = absolutize(doc, toUri(file));
+  for (const k of ['cwlVersion', '$namespaces', '$schemas']) delete node[k];
+  relativeIds(node);
+  node.id = `#${id}`;
+  p.graph.push(node);
+  rewriteRuns(node, file, p, false);
+  return id;
+}
+
+export function packProcess(ref: string): Json {
+  const file = ref.startsWith('file://') ? fileURLToPath(ref.split('#')[0]) : toPath(ref);
+  const frag = ref.includes('#') ? ref.slice(ref.indexOf('#') + 1) : undefined;
+  const p: Packer = { graph: [], ids: new Map(), used: new Set(), namespaces: {}, schemas: [] };
+  const main = addFile(file, frag, p, true);
+  void main;
+  const head: Json = { cwlVersion: p.cwlVersion };
+  if (Object.keys(p.namespaces).length) head.$namespaces = p.namespaces;
+  if (p.schemas.length) head.$schemas = p.schemas;
+  if (p.graph.length === 1) return { ...head, ...p.graph[0] };
+  return { ...head, $graph: p.graph };
+}
