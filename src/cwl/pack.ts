@@ -14,7 +14,7 @@ import { loadFile, toPath, toUri, ValidationError, type Json } from './load.js';
  * One process and no others: the process itself, as cwltool prints it.
  */
 
-interface Packer { graph: Json[]; ids: Map<string, string>; used: Set<string>; namespaces: Record<string, string>; schemas: string[]; cwlVersion?: string }
+interface Packer { graph: Json[]; ids: Map<string, string>; used: Set<string>; namespaces: Record<string, string>; schemas: string[]; cwlVersion?: string; typeNames: Map<string, string> }
 
 function absolutize(v: Json, baseUri: string): Json {
   if (Array.isArray(v)) return v.map((x) => absolutize(x, baseUri));
@@ -51,6 +51,49 @@ function relativeIds(node: Json): void {
   }
 }
 
+/**
+ * SchemaDefRequirement types get document-wide names (`#Name`; `#entry/Name`
+ * for a second, different type of that name), and references to them (`Name`, `#Name`,
+ * `other.yml#Name` for a type $import-ed from another file, now inlined)
+ * name them so.
+ */
+function scopeTypes(node: Json, entry: string, p: Packer): void {
+  const names = new Map<string, string>();
+  for (const r of [...list(node.requirements), ...list(node.hints)]) {
+    if (r?.class !== 'SchemaDefRequirement') continue;
+    r.types = (Array.isArray(r.types) ? r.types : []).flat(Infinity);
+    for (const t of r.types) {
+      if (!t || typeof t.name !== 'string' || /^[a-z][a-z0-9+.-]*:/i.test(t.name)) continue;
+      const short = t.name.slice(t.name.lastIndexOf('#') + 1);
+      // one name for one definition across entries (a workflow and its tool both $import it); a different one of that name is scoped to its entry
+      const body = JSON.stringify({ ...t, name: undefined });
+      const prev = p.typeNames.get(short);
+      const full = !prev || prev === body ? `#${short}` : `#${entry}/${short}`;
+      if (!prev) p.typeNames.set(short, body);
+      names.set(short, full);
+      t.name = full;
+    }
+  }
+  if (!names.size) return;
+  const ref = (v: string): string => {
+    const m = /^(?:[^:#]*#)?([^#]+)$/.exec(v);
+    return m && names.has(m[1]) ? names.get(m[1])! : v;
+  };
+  const SKIP = new Set(['id', 'source', 'outputSource', 'name', 'class', 'valueFrom', 'glob', 'expression', 'run', 'doc', 'label']);
+  const walk = (x: Json): Json => {
+    if (typeof x === 'string') return ref(x);
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object') { for (const [k, v] of Object.entries(x)) if (!SKIP.has(k)) x[k] = walk(v); }
+    return x;
+  };
+  walk(node);
+}
+function list(v: Json): Json[] {
+  if (Array.isArray(v)) return v;
+  if (v && typeof v === 'object') return Object.entries(v).map(([k, x]) => (x && typeof x === 'object' ? Object.assign(x, { class: k }) : { class: k }));
+  return [];
+}
+
 function freshId(name: string, p: Packer): string {
   let id = name; let n = 2;
   while (p.used.has(id)) id = `${name}-${n++}`;
@@ -78,6 +121,7 @@ function addFile(file: string, frag: string | undefined, p: Packer, top: boolean
       p.ids.set(`${file}#${id}`, id);
       const node = absolutize(e, toUri(file));
       delete node.cwlVersion;
+      node.id = `#${id}`;
       p.graph.push(node);
       rewriteRuns(node, file, p, true);
       if (id === (frag ?? 'main') || (!frag && doc.$graph.length === 1)) want = id;
@@ -92,6 +136,7 @@ function addFile(file: string, frag: string | undefined, p: Packer, top: boolean
   for (const k of ['cwlVersion', '$namespaces', '$schemas']) delete node[k];
   relativeIds(node);
   node.id = `#${id}`;
+  scopeTypes(node, id, p);
   p.graph.push(node);
   rewriteRuns(node, file, p, false);
   return id;
@@ -100,7 +145,7 @@ function addFile(file: string, frag: string | undefined, p: Packer, top: boolean
 export function packProcess(ref: string): Json {
   const file = ref.startsWith('file://') ? fileURLToPath(ref.split('#')[0]) : toPath(ref);
   const frag = ref.includes('#') ? ref.slice(ref.indexOf('#') + 1) : undefined;
-  const p: Packer = { graph: [], ids: new Map(), used: new Set(), namespaces: {}, schemas: [] };
+  const p: Packer = { graph: [], ids: new Map(), used: new Set(), namespaces: {}, schemas: [], typeNames: new Map() };
   const main = addFile(file, frag, p, true);
   void main;
   const head: Json = { cwlVersion: p.cwlVersion };
