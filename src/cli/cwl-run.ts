@@ -207,7 +207,8 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (thrown) => {
   const err = diskFull(thrown, 'the output directory, tmpdir or image store', 'choose other places: --outdir, --tmpdir-prefix, --tmp-outdir-prefix, USERDOCK_DIR') ?? thrown;
-  process.stderr.write(`cwl-run: ${describeError(err)}\n`);
+  // usage errors already start with "cwl-run: "
+  process.stderr.write(`${describeError(err).replace(/^(?!cwl-run: )/, 'cwl-run: ')}\n`);
   if (process.env.CWL_RUN_DEBUG || process.argv.includes('--debug')) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
   process.exitCode = err instanceof UserError ? err.exitCode : EXIT.fail;
 });

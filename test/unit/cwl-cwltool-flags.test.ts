@@ -13,7 +13,7 @@ function refused(argv: string[], flag: string, why?: RegExp): void {
   assert.throws(() => parseCli(argv), (e: unknown) => {
     assert.ok(e instanceof UsageError, `${argv.join(' ')}: ${String(e)}`);
     assert.equal(e.exitCode, 2);
-    const line = `cwl-run: ${describeError(e)}`.replace(/^cwl-run: cwl-run: /, 'cwl-run: ');
+    const line = describeError(e);
     assert.ok(line.startsWith(`cwl-run: ${flag} is not supported (`), line);
     assert.ok(!line.includes('\n'), 'one line');
     if (why) assert.match(line, why);
