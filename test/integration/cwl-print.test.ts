@@ -166,7 +166,7 @@ function strip(v: any): any {
 
 test('--pack: the same processes as cwltool --pack; cwltool --validate accepts it; cwl-run runs it with the same outputs', async () => {
   const cases: [string, string][] = [['count-lines1-wf.cwl', 'wc-job.json'], ['revsort.cwl', 'revsort-job.json'], ['schemadef-wf.cwl', 'schemadef-job.json'],
-    ['count-lines10-wf.cwl', 'wc-job.json'], ['search.cwl', '']];
+    ['count-lines10-wf.cwl', 'wc-job.json'], ['count-lines11-wf.cwl', ''], ['search.cwl', '']];
   for (const [doc, job] of cases) {
     const [ours, theirs] = await both(['--pack', doc]);
     const packed = JSON.parse(ours);
@@ -184,8 +184,9 @@ test('--pack: the same processes as cwltool --pack; cwltool --validate accepts i
     assert.equal(b.code, 0, `cwl-run ${doc}: ${b.stderr}`);
     assert.deepEqual(strip(JSON.parse(a.stdout)), strip(JSON.parse(b.stdout)), doc);
   }
-  // the packed file is self-contained: it runs from another directory (locations were made absolute)
-  const r = await cwlRun(['--no-container', '--outdir', path.join(work, 'out-elsewhere'), path.join(work, 'packed-count-lines1-wf.cwl'), '--file1', path.join(docs, 'whale.txt')], work);
+  // the packed file is self-contained: it runs from another directory, its default File (whale.txt beside
+  // the unpacked document) found (locations were made absolute)
+  const r = await cwlRun(['--no-container', '--outdir', path.join(work, 'out-elsewhere'), path.join(work, 'packed-count-lines11-wf.cwl')], work);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).count_output, 16);
 });
