@@ -10,7 +10,7 @@ import { loadFile, toPath, toUri, ValidationError, type Json } from './load.js';
  * Directory locations (defaults) and `$schemas` become absolute file://
  * URIs, so the packed file runs from anywhere. Inline `run:` processes stay
  * inline. Ids inside each process stay relative to it (they resolve in the
- * process's scope). A document that is already a `$graph` keeps its entries.
+ * process's scope; `#x` ids of a stand-alone document become `#entry/x`). A document that is already a `$graph` keeps its entries.
  * One process and no others: the process itself, as cwltool prints it.
  */
 
@@ -40,14 +40,14 @@ function rewriteRuns(node: Json, file: string, p: Packer, inGraph: boolean): voi
 }
 
 const ID_FIELDS = new Set(['id', 'source', 'outputSource', 'scatter', 'out']);
-/** `#x` ids and references of a stand-alone document are document-wide; in a $graph entry they must be relative to it. */
-function relativeIds(node: Json): void {
-  if (Array.isArray(node)) { node.forEach(relativeIds); return; }
+/** `#x` ids and references of a stand-alone document are document-wide; in the $graph they become `#entry/x`. */
+function qualifyIds(node: Json, entry: string): void {
+  const q = (x: Json): Json => (typeof x === 'string' && x.startsWith('#') ? `#${entry}/${x.slice(1)}` : (qualifyIds(x, entry), x));
+  if (Array.isArray(node)) { node.forEach((x) => qualifyIds(x, entry)); return; }
   if (!node || typeof node !== 'object') return;
   for (const [k, v] of Object.entries(node)) {
-    if (ID_FIELDS.has(k) && typeof v === 'string' && v.startsWith('#')) node[k] = v.slice(1);
-    else if (ID_FIELDS.has(k) && Array.isArray(v)) node[k] = v.map((x) => (typeof x === 'string' && x.startsWith('#') ? x.slice(1) : (relativeIds(x), x)));
-    else if (k !== 'run' || typeof v === 'object') relativeIds(v);
+    if (ID_FIELDS.has(k)) node[k] = Array.isArray(v) ? v.map(q) : q(v);
+    else if (k !== 'run' || typeof v === 'object') qualifyIds(v, entry);
   }
 }
 
@@ -134,7 +134,7 @@ function addFile(file: string, frag: string | undefined, p: Packer, top: boolean
   p.ids.set(key, id);
   const node = absolutize(doc, toUri(file));
   for (const k of ['cwlVersion', '$namespaces', '$schemas']) delete node[k];
-  relativeIds(node);
+  qualifyIds(node, id);
   node.id = `#${id}`;
   scopeTypes(node, id, p);
   p.graph.push(node);

@@ -79,6 +79,20 @@ steps:
     in: []
     out: []
 `);
+  // ids written document-wide ("#inp", "#s1/output"), as older documents do: packed, they must become "#main/..."
+  put('hash-ids-wf.cwl', `cwlVersion: v1.2
+class: Workflow
+inputs:
+  - { id: "#inp", type: File }
+outputs:
+  - { id: "#out", type: File, outputSource: "#s1/output" }
+steps:
+  - id: "#s1"
+    run: wc-tool.cwl
+    in: [{ id: "#s1/file1", source: "#inp" }]
+    out: ["#s1/output"]
+`);
+  put('hash-ids-job.yml', 'inp: { class: File, location: whale.txt }\n');
   const u = testUser();
   for (const p of fs.readdirSync(work, { recursive: true })) fs.chownSync(path.join(work, String(p)), u.uid, u.gid);
 });
@@ -144,12 +158,13 @@ function dotGraph(text: string): { nodes: string[]; edges: string[] } {
 }
 
 test('--print-dot: the same nodes and edges as cwltool', async () => {
-  for (const doc of ['count-lines1-wf.cwl', 'scatter-wf1.cwl', 'revsort.cwl', 'count-lines10-wf.cwl', 'search.cwl']) {
+  for (const doc of ['count-lines1-wf.cwl', 'scatter-wf1.cwl', 'revsort.cwl', 'count-lines10-wf.cwl', 'search.cwl', 'hash-ids-wf.cwl']) {
     const [ours, theirs] = await both(['--print-dot', doc]);
     assert.match(ours, /^digraph G \{/);
     const g = dotGraph(ours);
     assert.deepEqual(g, dotGraph(theirs), doc);
     assert.ok(g.edges.length >= 2, `${doc}: ${JSON.stringify(g)}`);
+    if (doc === 'hash-ids-wf.cwl') assert.deepEqual(g.edges, ['inp -> s1', 's1 -> out']);
   }
   const r = await cwlRun(['--print-dot', 'wc-tool.cwl']);
   assert.equal(r.code, 1);
@@ -166,7 +181,7 @@ function strip(v: any): any {
 
 test('--pack: the same processes as cwltool --pack; cwltool --validate accepts it; cwl-run runs it with the same outputs', async () => {
   const cases: [string, string][] = [['count-lines1-wf.cwl', 'wc-job.json'], ['revsort.cwl', 'revsort-job.json'], ['schemadef-wf.cwl', 'schemadef-job.json'],
-    ['count-lines10-wf.cwl', 'wc-job.json'], ['count-lines11-wf.cwl', ''], ['search.cwl', '']];
+    ['count-lines10-wf.cwl', 'wc-job.json'], ['count-lines11-wf.cwl', ''], ['search.cwl', ''], ['hash-ids-wf.cwl', 'hash-ids-job.yml']];
   for (const [doc, job] of cases) {
     const [ours, theirs] = await both(['--pack', doc]);
     const packed = JSON.parse(ours);
