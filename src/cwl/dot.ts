@@ -69,15 +69,15 @@ export function printDot(wf: Process): string {
   const lines = ['digraph G {', 'bgcolor="#eeeeee";', 'clusterrank=local;', 'labeljust=right;', 'labelloc=bottom;'];
   for (const s of steps) {
     const r = runInfo(wf, s.raw.run);
-    lines.push(node(s.id, r.label ?? s.id.slice(s.id.lastIndexOf('/') + 1), r.cls === 'Workflow' ? '#F3CEA1' : 'lightgoldenrodyellow', r.cls === 'Operation' ? 'dashed' : 'filled'));
+    lines.push(node(s.id, r.label ?? s.id, r.cls === 'Workflow' ? '#F3CEA1' : 'lightgoldenrodyellow', r.cls === 'Operation' ? 'dashed' : 'filled'));
   }
   for (const [a, b] of edges) if (stepIds.has(a)) lines.push(`${q(a)} -> ${q(b)};`);
   lines.push('subgraph cluster_inputs {', 'label="Workflow Inputs";', 'rank=same;', 'style=dashed;');
-  for (const i of usedInputs) lines.push(node(i, i.slice(i.lastIndexOf('/') + 1), '#94DDF4'));
+  for (const i of usedInputs) lines.push(node(i, i, '#94DDF4'));
   lines.push('}', '');
   for (const [a, b] of edges) if (!stepIds.has(a)) lines.push(`${q(a)} -> ${q(b)};`);
   lines.push('subgraph cluster_outputs {', 'label="Workflow Outputs";', 'labelloc=b;', 'rank=same;', 'style=dashed;');
-  for (const o of outs) lines.push(node(o, o.slice(o.lastIndexOf('/') + 1), '#94DDF4'));
+  for (const o of outs) lines.push(node(o, o, '#94DDF4'));
   lines.push('}', '');
   for (const [a, b] of outEdges) lines.push(`${q(a)} -> ${q(b)};`);
   lines.push('}');
