@@ -14,6 +14,10 @@ import { resolveLocations } from '../cwl/inputs.js';
 import { validateWithCwlTsAuto } from '../cwl/validate.js';
 import { parseCli, parseToolArgs, toolHelp, toJson } from '../cwl/cli-args.js';
 import { limits as exprLimits } from '../cwl/expr-sandbox.js';
+import { findDeps } from '../cwl/deps.js';
+import { makeTemplate } from '../cwl/template.js';
+import { printDot } from '../cwl/dot.js';
+import { packProcess } from '../cwl/pack.js';
 
 const USAGE = `usage: cwl-run [options] PROCESS [JOB] [--INPUT VALUE ...]
 
@@ -28,6 +32,13 @@ options:
   --quiet                 only warnings and errors on stderr
   --debug                 extra diagnostics
   --validate              validate PROCESS and exit
+  --print-deps            print PROCESS's dependencies (JSON, as cwltool) and exit;
+                          --relative-deps primary|cwd: paths relative to PROCESS's
+                          directory (default) or the current directory
+  --make-template         print a YAML job template for PROCESS's inputs and exit
+  --print-dot             print the workflow graph (Graphviz DOT) and exit
+  --pack                  print PROCESS and everything it runs as one JSON document
+                          ($graph, as cwltool --pack) and exit
   --no-container          ignore DockerRequirement, run on the host
   --default-container IMG image for tools without DockerRequirement
   --engine ID             userdock engine to use for containers
@@ -49,7 +60,8 @@ options:
                           the job's $TMPDIR, else /tmp); inputs and outputs stay
                           on the shared work dir
   --version               print the version
-PROCESS --help lists the tool's inputs as options.
+PROCESS --help lists the tool's inputs as options. Other cwltool flags are refused
+by name (exit 2) or, where they only tune cwltool, accepted: see docs/cwl-run.md.
 exit status: 0 success, 1 permanentFail, 2 usage, 33 unsupported requirement`;
 
 function loadJob(ref: string | undefined): { job: Json; dir: string; reqs: Requirement[] } {
@@ -122,6 +134,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(toolHelp(proc, path.basename(o.positional[0])));
     return 0;
   }
+  if (o.printDeps) { process.stdout.write(JSON.stringify(findDeps(toPath(o.positional[0]), o.relativeDeps as 'primary' | 'cwd' | undefined), null, 4) + '\n'); return 0; }
+  if (o.makeTemplate) { process.stdout.write(makeTemplate(proc)); return 0; }
+  if (o.printDot) { process.stdout.write(printDot(proc)); return 0; }
+  if (o.pack) { process.stdout.write(JSON.stringify(packProcess(o.positional[0]), null, 4) + '\n'); return 0; }
   if (o.validate) {
     await validateWithCwlTsAuto(proc, dbg);
     process.stdout.write(`${o.positional[0]} is valid CWL.\n`);
@@ -191,7 +207,8 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (thrown) => {
   const err = diskFull(thrown, 'the output directory, tmpdir or image store', 'choose other places: --outdir, --tmpdir-prefix, --tmp-outdir-prefix, USERDOCK_DIR') ?? thrown;
-  process.stderr.write(`cwl-run: ${describeError(err)}\n`);
+  // usage errors already start with "cwl-run: "
+  process.stderr.write(`${describeError(err).replace(/^(?!cwl-run: )/, 'cwl-run: ')}\n`);
   if (process.env.CWL_RUN_DEBUG || process.argv.includes('--debug')) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
   process.exitCode = err instanceof UserError ? err.exitCode : EXIT.fail;
 });

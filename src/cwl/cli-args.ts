@@ -12,6 +12,8 @@ export interface Opts {
   /** --executor local|slurm and the Slurm options (src/cwl/slurm). */
   /** --eval-timeout SECONDS: the time limit of one JavaScript expression (as cwltool's). */
   evalTimeout?: string;
+  /** --print-deps [--relative-deps primary|cwd], --make-template, --print-dot, --pack: print and exit (src/cwl/deps.ts, template.ts, dot.ts, pack.ts). */
+  printDeps: boolean; relativeDeps?: string; makeTemplate: boolean; printDot: boolean; pack: boolean;
   executor?: string; slurmPartition?: string; slurmAccount?: string; slurmExtra?: string; slurmWorkdir?: string; slurmRetries?: string; slurmNodeTmp?: string;
 }
 
@@ -19,18 +21,99 @@ const VALUE_OPTS: Record<string, keyof Opts> = {
   '--outdir': 'outdir', '--tmpdir-prefix': 'tmpdirPrefix', '--tmp-outdir-prefix': 'tmpOutdirPrefix', '--basedir': 'basedir',
   '--default-container': 'defaultContainer', '--engine': 'engine', '--cachedir': 'cachedir', '-j': 'jobs', '--jobs': 'jobs', '--on-error': 'onError',
   '--eval-timeout': 'evalTimeout', '--executor': 'executor', '--slurm-partition': 'slurmPartition', '--slurm-account': 'slurmAccount', '--slurm-extra': 'slurmExtra',
-  '--slurm-workdir': 'slurmWorkdir', '--slurm-retries': 'slurmRetries', '--slurm-node-tmp': 'slurmNodeTmp',
+  '--slurm-workdir': 'slurmWorkdir', '--slurm-retries': 'slurmRetries', '--slurm-node-tmp': 'slurmNodeTmp', '--relative-deps': 'relativeDeps',
 };
 const BOOL_OPTS: Record<string, keyof Opts> = {
   '--quiet': 'quiet', '--debug': 'debug', '--validate': 'validate', '--no-container': 'noContainer', '--parallel': 'parallel',
   '--version': 'version', '--help': 'help', '-h': 'help',
+  '--print-deps': 'printDeps', '--make-template': 'makeTemplate', '--print-dot': 'printDot', '--pack': 'pack',
 };
-/** cwltool flags accepted and ignored so existing scripts keep working. */
-const IGNORED_BOOL = new Set(['--leave-tmpdir', '--leave-outputs', '--move-outputs', '--copy-outputs', '--strict', '--non-strict', '--skip-schemas', '--enable-pull', '--preserve-entire-environment', '--no-read-only', '--print-deps', '--enable-ext', '--disable-color', '--verbose', '--timestamps', '--enable-dev', '--strict-memory-limit', '--singularity', '--podman', '--udocker']);
-const IGNORED_VALUE = new Set(['--preserve-environment', '--tmpdir', '--js-console', '--user-space-docker-cmd']);
+/**
+ * cwltool flags that cwl-run accepts and ignores: each one only tunes
+ * cwltool's internals or asks for what cwl-run always does.
+ * docs/cwl-run.md ("cwltool flags") lists the same reasons.
+ */
+export const ACCEPTED_NOOP: Record<string, { value: boolean; why: string }> = {
+  '--verbose': { value: false, why: "cwl-run's default logging" },
+  '--enable-pull': { value: false, why: "cwl-run's default: a missing image is pulled" },
+  '--rm-container': { value: false, why: 'no container outlives its job' },
+  '--rm-tmpdir': { value: false, why: 'temporary directories are always removed' },
+  '--move-outputs': { value: false, why: 'outputs always end in --outdir and intermediate directories are removed' },
+  '--compute-checksum': { value: false, why: 'output Files always carry a sha1 checksum' },
+  '--skip-schemas': { value: false, why: 'cwl-run never loads $schemas' },
+  '--doc-cache': { value: false, why: 'cwl-run loads only local documents; there is no HTTP document cache' },
+  '--no-doc-cache': { value: false, why: 'cwl-run loads only local documents; there is no HTTP document cache' },
+  '--enable-color': { value: false, why: 'logs have no colour' },
+  '--disable-color': { value: false, why: 'logs have no colour' },
+  '--enable-dev': { value: false, why: 'the v1.2.0-devN versions load without it' },
+  '--enable-ext': { value: false, why: 'cwltool: extension classes are read without it' },
+  '--disable-js-validation': { value: false, why: 'cwl-run does no jshint validation' },
+  '--js-hint-options-file': { value: true, why: 'cwl-run does no jshint validation' },
+  '--disable-ga4gh-tool-registry': { value: false, why: 'cwl-run never resolves tools through a registry' },
+  '--fast-parser': { value: false, why: "a choice between cwltool's own parsers" },
+};
+
+/** cwltool flags cwl-run does not implement: each is refused by name, exit 2, with the reason (docs/cwl-run.md lists them). */
+export const REFUSED: Record<string, string> = {
+  '--leave-tmpdir': 'temporary directories are always removed',
+  '--leave-outputs': 'outputs are always moved to --outdir',
+  '--copy-outputs': 'outputs are always moved to --outdir',
+  '--leave-container': 'no container outlives its job',
+  '--preserve-environment': 'tools get the environment the CWL spec gives them; use EnvVarRequirement',
+  '--preserve-entire-environment': 'tools get the environment the CWL spec gives them; use EnvVarRequirement',
+  '--record-container-id': 'userdock containers have no container id',
+  '--cidfile-dir': 'userdock containers have no container id',
+  '--cidfile-prefix': 'userdock containers have no container id',
+  '--log-dir': 'not implemented',
+  '--write-summary': 'not implemented; the output object is printed on stdout',
+  '-w': 'not implemented (--write-summary); the output object is printed on stdout',
+  '--rdf-serializer': 'there is no --print-rdf',
+  '--print-rdf': 'not implemented',
+  '--print-pre': 'not implemented',
+  '--print-input-deps': 'not implemented; --print-deps prints the document\'s dependencies',
+  '--print-supported-versions': 'not implemented; cwl-run runs v1.2 and upgrades v1.0/v1.1 in memory',
+  '--print-subgraph': 'not implemented',
+  '--print-targets': 'not implemented',
+  '--tool-help': "use 'cwl-run PROCESS --help'",
+  '--strict': "cwl-run's validation has one fixed strictness",
+  '--non-strict': "cwl-run's validation has one fixed strictness",
+  '--timestamps': 'not implemented',
+  '--js-console': 'not implemented',
+  '--strict-memory-limit': 'ResourceRequirement is not enforced as a limit',
+  '--strict-cpu-limit': 'ResourceRequirement is not enforced as a limit',
+  '--user-space-docker-cmd': "cwl-run runs containers with userdock itself; use --engine ID (or 'cwltool --user-space-docker-cmd=userdock')",
+  '--udocker': 'cwl-run runs containers with userdock itself; use --engine ID',
+  '--singularity': 'cwl-run runs containers with userdock itself; use --engine S1 for apptainer/singularity',
+  '--podman': 'cwl-run runs containers with userdock itself; use --engine ID',
+  '--beta-dependency-resolvers-configuration': 'SoftwareRequirement resolution is not implemented',
+  '--beta-dependencies-directory': 'SoftwareRequirement resolution is not implemented',
+  '--beta-use-biocontainers': 'SoftwareRequirement resolution is not implemented',
+  '--beta-conda-dependencies': 'SoftwareRequirement resolution is not implemented',
+  '--no-match-user': 'tools always run as the invoking user',
+  '--custom-net': 'the network is off, or the host\'s with NetworkAccess',
+  '--disable-validate': 'documents are always validated',
+  '--enable-ga4gh-tool-registry': 'tools are not resolved through a registry',
+  '--add-ga4gh-tool-registry': 'tools are not resolved through a registry',
+  '--no-compute-checksum': 'output Files always carry a sha1 checksum',
+  '--relax-path-checks': 'not implemented',
+  '--no-read-only': "the image's rootfs is always read-only",
+  '--overrides': 'not implemented',
+  '--target': 'not implemented; the whole workflow runs',
+  '-t': 'not implemented (--target); the whole workflow runs',
+  '--single-step': 'not implemented; the whole workflow runs',
+  '--single-process': 'not implemented; the whole workflow runs',
+  '--mpi-config-file': 'MPIRequirement is not implemented',
+  '--provenance': 'not implemented',
+  '--enable-user-provenance': 'not implemented (--provenance)',
+  '--disable-user-provenance': 'not implemented (--provenance)',
+  '--full-name': 'not implemented (--provenance)',
+  '--orcid': 'not implemented (--provenance)',
+  '--no-warnings': 'not implemented; --quiet keeps warnings',
+};
 
 export function parseCli(argv: string[]): Opts {
-  const o: Opts = { pull: 'missing', quiet: false, debug: false, validate: false, noContainer: false, parallel: false, version: false, help: false, positional: [], toolArgs: [] };
+  const o: Opts = { pull: 'missing', quiet: false, debug: false, validate: false, noContainer: false, parallel: false, version: false, help: false,
+    printDeps: false, makeTemplate: false, printDot: false, pack: false, positional: [], toolArgs: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -55,11 +138,15 @@ export function parseCli(argv: string[]): Opts {
     } else if (BOOL_OPTS[key]) (o as any)[BOOL_OPTS[key]] = true;
     else if (key === '--disable-pull') o.pull = 'never';
     else if (key === '--force-docker-pull') o.pull = 'always';
-    else if (IGNORED_BOOL.has(key)) { /* accepted */ }
-    else if (IGNORED_VALUE.has(key)) { if (eq < 0) i++; }
+    else if (ACCEPTED_NOOP[key]) { if (ACCEPTED_NOOP[key].value && eq < 0) i++; }
+    else if (Object.hasOwn(REFUSED, key)) throw new UsageError(`cwl-run: ${key} is not supported`, REFUSED[key]);
     else throw new UsageError(`cwl-run: unknown option ${key}`, "see 'cwl-run --help'");
   }
   o.toolArgs = argv.slice(i);
+  const modes = (['--print-deps', '--make-template', '--print-dot', '--pack', '--validate'] as const)
+    .filter((f) => o[BOOL_OPTS[f] as 'printDeps']);
+  if (modes.length > 1) throw new UsageError(`cwl-run: ${modes.join(' and ')} cannot be combined`, 'give one of them');
+  if (o.relativeDeps !== undefined && o.relativeDeps !== 'primary' && o.relativeDeps !== 'cwd') throw new UsageError(`cwl-run: --relative-deps must be primary or cwd (got ${o.relativeDeps})`);
   return o;
 }
 
