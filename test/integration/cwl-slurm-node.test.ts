@@ -37,8 +37,8 @@ after(async () => {
   if (work && !process.env.USERDOCK_KEEP_TMP) fs.rmSync(work, { recursive: true, force: true });
 });
 
-test('node down under a running tool: NODE_FAIL is resubmitted and the retry succeeds', { timeout: 300_000 }, async () => {
-  await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 120_000 });
+test('node down under a running tool: NODE_FAIL is resubmitted and the retry succeeds', { timeout: 480_000 }, async () => {
+  await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 300_000 });
   const u = testUser();
   const child = spawn(process.execPath, [cwlRunBin(), '--executor', 'slurm', '--slurm-retries', '2', '--outdir', path.join(work, 'out'), 'slow.cwl'],
     { uid: u.uid, gid: u.gid, cwd: work, env: userEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -66,9 +66,9 @@ test('scancel of a running job leaves it CANCELLED', { timeout: 120_000 }, async
   }
 });
 
-test('a node set down comes back after resume', { timeout: 180_000 }, async () => {
+test('a node set down comes back after resume', { timeout: 360_000 }, async () => {
   // DOWN kills jobs running on the node: wait until other test files' jobs are gone.
-  await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 120_000 });
+  await waitIdle({ nodeName: cluster.nodeName, timeoutMs: 300_000 });
   try {
     await setNodeState(cluster.nodeName, 'down', 'userdock slurm-cluster test');
     assert.match(await nodeState(cluster.nodeName), /^down/);

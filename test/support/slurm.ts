@@ -107,13 +107,20 @@ export async function nodeState(nodeName: string): Promise<string> {
  */
 export async function waitIdle(opts: { nodeName?: string; noJobs?: boolean; timeoutMs?: number } = {}): Promise<void> {
   const nodeName = opts.nodeName ?? (await ensureSlurm()).nodeName;
-  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  // 300 s: a CI run once saw the node stay 'mixed' with no job queued for over 120 s right after the
+  // shared test group (nothing in slurmctld's or slurmd's log); it was idle again 2 minutes later.
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   let delay = 100;
   for (;;) {
     const st = await nodeState(nodeName);
     const jobs = opts.noJobs === false ? [] : await squeueJobs();
     if (st === 'idle' && jobs.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`waitIdle: node ${nodeName} is '${st}' with ${jobs.length} job(s) queued`);
+    if (Date.now() > deadline) {
+      // What holds the node, for the log: its CPU allocation and every job slurmctld still knows.
+      const node = (await run('scontrol', ['show', 'node', nodeName])).stdout.match(/CPUAlloc=\S+|State=\S+/g)?.join(' ') ?? '';
+      const known = (await run('scontrol', ['-o', 'show', 'jobs'])).stdout.split('\n').filter(Boolean).map((l) => l.match(/JobId=\S+|JobState=\S+|UserId=\S+/g)?.join(' ')).join('; ');
+      throw new Error(`waitIdle: node ${nodeName} is '${st}' with ${jobs.length} job(s) queued (${node}; jobs known to slurmctld: ${known || 'none'})`);
+    }
     await sleep(delay);
     delay = Math.min(1000, delay * 2);
   }
